@@ -1,0 +1,1 @@
+"""Composition root: the gridline CLI and the aiohttp application."""

@@ -1,0 +1,1 @@
+"""Chat channels (WeChat, Telegram, web chat) and the one dialogue."""

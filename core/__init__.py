@@ -1,0 +1,1 @@
+"""Gridline domain and storage: tables, taxonomy, grid, gazetteer, geocoding."""

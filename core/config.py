@@ -1,0 +1,113 @@
+"""Settings: defaults, then an optional TOML file, then ``GRIDLINE_*`` environment variables.
+
+One flat namespace so that every setting has exactly one environment variable (``GRIDLINE_<NAME>``) and one
+TOML key (``<name>`` at the top level or ``[section] name`` flattened as ``section_name``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GRIDLINE_"
+SECRET_MARKERS = ("secret", "token", "password", "aes_key")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the setting and the source."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path('var') / 'gridline.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    data_dir: str = "var"
+    district_code: str = "339901"
+    default_area_class: str = "B"
+    geocoder_fallbacks: str = ""
+    nominatim_user_agent: str = "gridline"
+    nominatim_domain: str = "nominatim.openstreetmap.org"
+    baidu_api_key: str = ""
+    log_level: str = "INFO"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with secrets and database passwords hidden, for printing."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if any(m in f.name for m in SECRET_MARKERS) or f.name.endswith("_api_key"):
+                value = "***" if value else ""
+            elif f.name == "database_url":
+                value = mask_url(value)
+            out[f.name] = value
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL (``scheme://user:pw@host`` → ``scheme://user:***@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _pw = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def _coerce(name: str, raw: Any, kind: type, source: str) -> Any:
+    if kind is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {name} 应为整数，得到 {raw!r}") from None
+    if not isinstance(raw, str | int | float):
+        raise ConfigError(f"{source}: {name} 应为字符串，得到 {type(raw).__name__}")
+    return str(raw)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_").lower()
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_settings(config_file: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the effective settings; unknown keys and bad values raise ConfigError naming them."""
+    environ = dict(os.environ if environ is None else environ)
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    types = {name: (int if f.type in ("int", int) else str) for name, f in fields.items()}
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        path = Path(config_file)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: 配置文件不存在") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: TOML 格式错误: {exc}") from None
+        for name, raw in _flatten(table).items():
+            if name not in fields:
+                raise ConfigError(f"{path}: 未知配置项 {name}")
+            values[name] = _coerce(name, raw, types[name], str(path))
+    for name in fields:
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if env_name in environ and environ[env_name] != "":
+            values[name] = _coerce(name, environ[env_name], types[name], env_name)
+    settings = Settings(**values)
+    if settings.default_area_class not in ("A", "B", "C"):
+        raise ConfigError(f"default_area_class 应为 A、B 或 C，得到 {settings.default_area_class!r}")
+    return settings

@@ -1,0 +1,1 @@
+"""Language: text normalisation and place phrases (later: speech and classification)."""

@@ -1,0 +1,86 @@
+"""Fixtures shared by the whole suite.
+
+Every test that touches storage gets a database of its own, migrated to head: on SQLite a copy of a
+template file, on PostgreSQL (``GRIDLINE_TEST_DATABASE_URL`` names a server's maintenance database) a
+``CREATE DATABASE … TEMPLATE`` clone, dropped afterwards. So the same tests run on both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from core import db
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("GRIDLINE_SHARED", REPO.parent / "shared"))
+PG_ADMIN_URL = os.environ.get("GRIDLINE_TEST_DATABASE_URL", "")
+_counter = itertools.count()
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or a visible skip when this checkout has none."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if PG_ADMIN_URL:
+        admin = sa_create_engine(db.normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        name = f"gridline_tmpl_{os.getpid()}"
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(db.normalise_url(PG_ADMIN_URL)).set(database=name)
+        engine = db.make_engine(url.render_as_string(hide_password=False))
+        db.upgrade(engine)
+        engine.dispose()
+        yield name
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        engine = db.make_engine(f"sqlite:///{path}")
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        yield str(path)
+
+
+@pytest.fixture
+def db_url(_template_url: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh database at the newest schema, for this test alone."""
+    if PG_ADMIN_URL:
+        admin = sa_create_engine(db.normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        name = f"gridline_t_{os.getpid()}_{next(_counter)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_template_url}"'))
+        url = make_url(db.normalise_url(PG_ADMIN_URL)).set(database=name)
+        yield url.render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path / "gridline.db"
+        shutil.copy(_template_url, path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(db_url)
+    yield engine
+    engine.dispose()
