@@ -87,6 +87,7 @@ class Place(SQLModel, table=True):
     geometry_wkt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     grid_code: str | None = Field(default=None, max_length=15, index=True)
     aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="", max_length=200, index=True)
 
 
 class Department(SQLModel, table=True):

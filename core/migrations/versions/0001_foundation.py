@@ -73,6 +73,7 @@ def upgrade() -> None:
     sa.Column('geometry_wkt', sa.Text(), nullable=True),
     sa.Column('grid_code', sqlmodel.sql.sqltypes.AutoString(length=15), nullable=True),
     sa.Column('aliases', sa.JSON(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('place', schema=None) as batch_op:
@@ -80,6 +81,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_place_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_place_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_place_road'), ['road'], unique=False)
+        batch_op.create_index(batch_op.f('ix_place_source'), ['source'], unique=False)
 
     op.create_table('region',
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
@@ -146,6 +148,7 @@ def downgrade() -> None:
 
     op.drop_table('region')
     with op.batch_alter_table('place', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_place_source'))
         batch_op.drop_index(batch_op.f('ix_place_road'))
         batch_op.drop_index(batch_op.f('ix_place_name'))
         batch_op.drop_index(batch_op.f('ix_place_kind'))

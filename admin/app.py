@@ -1,0 +1,77 @@
+"""The aiohttp application. Database work runs in the default thread pool, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from admin.runtime import Runtime
+from core import db
+
+RUNTIME = web.AppKey("runtime", Runtime)
+VERSION = "0.1.0"
+log = logging.getLogger("gridline")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    """Every failure leaves as JSON: 4xx as it was raised, anything else as a logged 500 without a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "服务器内部错误")
+
+
+async def in_thread(func, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    revision = await in_thread(db.current_revision, runtime.engine)
+    return web.json_response(
+        {
+            "status": "ok" if revision else "uninitialised",
+            "version": VERSION,
+            "database": runtime.engine.dialect.name,
+            "schema": revision,
+        },
+        status=200 if revision else 503,
+    )
+
+
+async def locate(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    text = request.query.get("q", "").strip()
+    if not text:
+        return json_error(400, "缺少参数 q（地点描述）")
+    if len(text) > 200:
+        return json_error(400, "地点描述过长（最多 200 字）")
+    result = await in_thread(runtime.geocoder.locate, text)
+    return web.json_response(result.as_dict(), status=200 if hasattr(result, "lon") else 404)
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=10 * 1024 * 1024)
+    app[RUNTIME] = runtime
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/locate", locate)
+    return app
+
+
+def run(runtime: Runtime) -> None:
+    logging.basicConfig(level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    s = runtime.settings
+    web.run_app(build_app(runtime), host=s.http_host, port=s.http_port, print=lambda msg: log.info("%s", msg))

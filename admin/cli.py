@@ -1,0 +1,338 @@
+"""The ``gridline`` command. Exit 0 on success; 2 with one line naming the problem on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from admin.runtime import Runtime
+from core import census, db, taxonomy
+from core.config import ConfigError, Settings, load_settings
+from core.crs import UnknownCRS, parse_crs, to_wgs84
+from core.datafile import DataError
+from core.gazetteer import import_places, relocate_places
+from core.geocoder import Located
+from core.grid import import_grid
+
+VERSION = "0.1.0"
+
+
+class UsageError(Exception):
+    """Bad arguments: reported as one line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class Cli:
+    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+        self.args = args
+        self.json = bool(args.json)
+        self.runtime = Runtime(settings)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False)
+
+    # --- output ----------------------------------------------------------------------------------------------
+    def emit(self, data: Any, text: str | Callable[[], None]) -> None:
+        if self.json:
+            print(json.dumps(_plain(data), ensure_ascii=False))
+        elif callable(text):
+            text()
+        else:
+            self.out.print(text)
+
+    @contextmanager
+    def progress(self, label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        """A progress bar on stderr (quiet in --json mode and when stderr is not a terminal)."""
+        if self.json or not self.err.is_terminal:
+            yield lambda _n: None
+            return
+        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    @property
+    def engine(self):
+        return self.runtime.engine
+
+    def require_schema(self) -> None:
+        if db.current_revision(self.engine) is None:
+            raise UsageError("数据库尚未初始化，请先运行 gridline init")
+
+    # --- commands --------------------------------------------------------------------------------------------
+    def cmd_config(self) -> None:
+        settings = self.runtime.settings.masked()
+        self.emit(settings, lambda: [self.out.print(f"{k} = {v}") for k, v in settings.items()])
+
+    def cmd_init(self) -> None:
+        revision = db.upgrade(self.engine)
+        loaded = False
+        if not taxonomy.is_installed(self.engine):
+            taxonomy.install(self.engine, taxonomy.read_toml(taxonomy.DEFAULT_FILE))
+            loaded = True
+        result: dict[str, Any] = {
+            "revision": revision,
+            "database": db.database_kind(self.runtime.settings.database_url),
+            "taxonomy_loaded": loaded,
+        }
+        if self.args.demo:
+            result["demo"] = self.load_demo()
+        lines = [
+            f"数据库已就绪（{result['database']}，迁移版本 {revision}）",
+            "已载入默认分类代码表 GB/T 47678.5-2026" if loaded else "分类代码表已存在，未改动",
+        ]
+        if self.args.demo:
+            d = result["demo"]
+            lines.append(
+                f"示范城区 {d['district']}: {d['cells']} 个单元网格、{d['places']} 条地名、"
+                f"{d['departments']} 个专业部门、{d['components']} 个部件"
+            )
+        self.emit(result, "\n".join(lines))
+
+    def load_demo(self) -> dict[str, Any]:
+        from core import democity
+
+        folder = Path(self.runtime.settings.data_dir) / "demo"
+        files = democity.generate(folder)
+        with self.progress("导入示范网格") as advance:
+            grid = import_grid(
+                self.engine,
+                files.grid,
+                district=democity.DISTRICT_CODE,
+                district_name=democity.DISTRICT_NAME,
+                progress=advance,
+            )
+        with self.progress("导入示范地名") as advance:
+            places = import_places(self.engine, files.places, progress=advance)
+        counts = census.import_census(self.engine, files.departments, files.components)
+        return {
+            "district": democity.DISTRICT_NAME,
+            "cells": grid.cells,
+            "places": places.entries + places.crossings,
+            "departments": counts.departments,
+            "components": counts.components,
+        }
+
+    def cmd_db_upgrade(self) -> None:
+        revision = db.upgrade(self.engine)
+        self.emit({"revision": revision}, f"数据库已升级到迁移版本 {revision}")
+
+    def cmd_taxonomy_import(self) -> None:
+        self.require_schema()
+        table = taxonomy.read_file(Path(self.args.file))
+        taxonomy.install(self.engine, table)
+        data = {
+            "components": table.count("component"),
+            "matters": table.count("matter"),
+            "conditions": len(table.conditions),
+        }
+        self.emit(
+            data,
+            f"已导入 {data['components']} 个管理部件、{data['matters']} 个管理事项、{data['conditions']} 条立案条件",
+        )
+
+    def cmd_taxonomy_show(self) -> None:
+        self.require_schema()
+        views = taxonomy.show(self.engine, self.args.code)
+        if not views:
+            raise UsageError(f"分类代码表中没有代码 {self.args.code}")
+        data = [v.as_dict() for v in views]
+
+        def text() -> None:
+            for v in data:
+                kind = "管理部件" if v["kind"] == "component" else "管理事项"
+                self.out.print(f"[bold]{v['code']} {v['name']}[/]  {kind} · {v['major_code']} {v['major_name']}")
+                if v["keywords"]:
+                    self.out.print(f"  群众说法: {'、'.join(v['keywords'])}")
+                for c in v["conditions"]:
+                    lim = c["limits"]
+                    self.out.print(
+                        f"  立案条件 {c['level']} [{c['severity']}] {c['condition']}；处置时限 "
+                        f"A {lim['A']:g} / B {lim['B']:g} / C {lim['C']:g} {c['unit']}；结案: {c['closing']}"
+                    )
+
+        self.emit(data, text)
+
+    def cmd_grid_import(self) -> None:
+        self.require_schema()
+        s = self.runtime.settings
+        with self.progress("导入单元网格") as advance:
+            result = import_grid(
+                self.engine,
+                Path(self.args.file),
+                district=self.args.district or s.district_code,
+                district_name=self.args.district_name or "",
+                crs=self.args.crs,
+                area_class=self.args.area_class or s.default_area_class,
+                local_field=self.args.local_field,
+                progress=advance,
+            )
+        relocate_places(self.engine)
+        msg = (
+            f"已导入 {result.cells} 个单元网格（{result.features} 个要素，合并 {result.merged} 个多面要素），"
+            f"{result.streets} 个街道、{result.communities} 个社区"
+        )
+        if result.repaired:
+            msg += f"；修复无效几何 {len(result.repaired)} 个（要素 {', '.join(map(str, result.repaired[:10]))}）"
+        if result.derived_codes:
+            msg += "；标准网格码按“由北向南、自西向东”规则由本地编码派生"
+        self.emit(result, msg)
+
+    def cmd_gazetteer_import(self) -> None:
+        self.require_schema()
+        with self.progress("导入地名") as advance:
+            result = import_places(
+                self.engine, Path(self.args.file), kind=self.args.kind, crs=self.args.crs, progress=advance
+            )
+        kinds = "、".join(f"{k} {n}" for k, n in sorted(result.by_kind.items()))
+        msg = f"已导入 {result.entries} 条地名（{kinds}），派生路口 {result.crossings} 个"
+        if result.skipped_unnamed:
+            msg += f"；跳过无名称要素 {len(result.skipped_unnamed)} 个（{result.skipped_unnamed[0]} 等）"
+        self.emit(result, msg)
+
+    def cmd_locate(self) -> None:
+        self.require_schema()
+        geocoder = self.runtime.geocoder
+        if self.args.lonlat:
+            lon, lat = _lonlat(self.args.lonlat)
+            lon, lat = to_wgs84(lon, lat, _crs(self.args.crs))
+            result = geocoder.locator.reverse(lon, lat)
+        elif self.args.text:
+            result = geocoder.locate(" ".join(self.args.text))
+        else:
+            raise UsageError("locate: 请给出地点描述，或 --lonlat 经度,纬度")
+        self.emit(result.as_dict(), lambda: self._print_located(result))
+        if not isinstance(result, Located):
+            raise SystemExit(1)
+
+    def _print_located(self, result: Any) -> None:
+        if not isinstance(result, Located):
+            self.out.print(f"未能定位: {result.reason}")
+            return
+        self.out.print(f"{result.matched}  ({result.method}，置信度 {result.confidence:.2f})")
+        self.out.print(f"  WGS-84 {result.lon:.6f}, {result.lat:.6f}")
+        if result.grid:
+            g = result.grid
+            self.out.print(f"  单元网格 {g.code} {g.street}{g.community}{g.name}（{g.area_class} 类区域）")
+        else:
+            self.out.print("  不在任何单元网格内")
+        if result.note:
+            self.out.print(f"  {result.note}")
+
+    def cmd_serve(self) -> None:
+        from admin.app import run
+
+        self.require_schema()
+        run(self.runtime)
+
+
+def _lonlat(raw: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(v) for v in raw.replace("，", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--lonlat 应为 经度,纬度，得到 {raw!r}") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise UsageError(f"--lonlat 超出经纬度范围: {raw}")
+    return lon, lat
+
+
+def _crs(raw: str) -> str:
+    try:
+        return parse_crs(raw)
+    except UnknownCRS as exc:
+        raise UsageError(f"--crs: {exc}") from None
+
+
+def _plain(data: Any) -> Any:
+    if is_dataclass(data) and not isinstance(data, type):
+        return _plain(asdict(data))
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(v) for v in data]
+    return data
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="机器可读的 JSON 输出")
+    common.add_argument("--config", metavar="FILE", help="TOML 配置文件")
+    p = Parser(prog="gridline", description="Gridline 数字城管公众上报平台", parents=[common])
+    p.add_argument("--version", action="version", version=f"gridline {VERSION}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("config", parents=[common], help="显示生效的配置（密钥已遮盖）")
+    init = sub.add_parser("init", parents=[common], help="创建或迁移数据库，载入默认分类代码表")
+    init.add_argument("--demo", action="store_true", help="同时载入示范城区")
+    dbp = sub.add_parser("db", parents=[common], help="数据库")
+    dbp.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "upgrade", parents=[common], help="迁移到最新版本"
+    )
+    sub.add_parser("serve", parents=[common], help="启动 HTTP 服务")
+
+    tax = sub.add_parser("taxonomy", parents=[common], help="管理部件和管理事项分类代码")
+    tax_sub = tax.add_subparsers(dest="action", required=True, parser_class=Parser)
+    tax_sub.add_parser("import", parents=[common], help="导入城市自己的代码表 (.toml/.csv)").add_argument("file")
+    tax_sub.add_parser("show", parents=[common], help="显示一个代码").add_argument("code")
+
+    grid = sub.add_parser("grid", parents=[common], help="万米单元网格")
+    gi = grid.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "import", parents=[common], help="从 GeoJSON 导入（替换现有网格）"
+    )
+    gi.add_argument("file")
+    gi.add_argument("--district", help="6 位区划代码（本地编码时用于派生标准码）")
+    gi.add_argument("--district-name", help="区名称")
+    gi.add_argument("--crs", default="wgs84", help="坐标系 wgs84|gcj02|bd09")
+    gi.add_argument("--area-class", choices=("A", "B", "C"), help="未标注时的区域类别")
+    gi.add_argument("--local-field", help="本地网格编号字段名（默认自动识别）")
+
+    gaz = sub.add_parser("gazetteer", parents=[common], help="地名地址库")
+    ga = gaz.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "import", parents=[common], help="从 CSV 或 GeoJSON 导入地名"
+    )
+    ga.add_argument("file")
+    ga.add_argument("--kind", help="统一指定地名类型：区域、地片、区片、街巷、门牌、兴趣点")
+    ga.add_argument("--crs", default="wgs84", help="坐标系 wgs84|gcj02|bd09")
+
+    loc = sub.add_parser("locate", parents=[common], help="地点描述或坐标 → 位置与单元网格")
+    loc.add_argument("text", nargs="*", help="地点描述，如 人民路88号")
+    loc.add_argument("--lonlat", metavar="LON,LAT", help="坐标逆地理编码")
+    loc.add_argument("--crs", default="wgs84", help="--lonlat 的坐标系 wgs84|gcj02|bd09")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings(args.config)
+        cli = Cli(args, settings)
+        name = "cmd_" + "_".join(p for p in (args.command, getattr(args, "action", None)) if p)
+        try:
+            getattr(cli, name.replace("-", "_"))()
+        finally:
+            cli.runtime.close()
+    except (UsageError, ConfigError, DataError, ValueError) as exc:
+        err.print(f"gridline: {exc}", markup=False)
+        return 2
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
