@@ -1,0 +1,155 @@
+"""The gridline command through its entry point: exit codes, one-line errors, --json output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import Session, select
+
+from admin.cli import main
+from core.models import GridCell
+from tests.conftest import shared_path
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("GRIDLINE_DATABASE_URL", db_url)
+    monkeypatch.setenv("GRIDLINE_DATA_DIR", str(tmp_path / "var"))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_config_masks_secrets(cli, monkeypatch):
+    monkeypatch.setenv("GRIDLINE_DATABASE_URL", "postgresql://gridline:s3cret@db.example/gridline")
+    monkeypatch.setenv("GRIDLINE_BAIDU_API_KEY", "abcdef")
+    code, out, _ = cli("config", "--json")
+    settings = json.loads(out)
+    assert code == 0
+    assert settings["database_url"] == "postgresql://gridline:***@db.example/gridline"
+    assert settings["baidu_api_key"] == "***"
+    assert "s3cret" not in out and "abcdef" not in out
+
+
+def test_config_file_and_environment_precedence(cli, monkeypatch, tmp_path):
+    path = tmp_path / "gridline.toml"
+    path.write_text('[http]\nport = 9000\nhost = "0.0.0.0"\n', encoding="utf-8")
+    monkeypatch.setenv("GRIDLINE_HTTP_PORT", "9100")
+    code, out, _ = cli("config", "--json", "--config", str(path))
+    settings = json.loads(out)
+    assert code == 0 and settings["http_host"] == "0.0.0.0" and settings["http_port"] == 9100
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [("[http]\nprot = 1\n", "未知配置项 http_prot"), ("http_port = 'eighty'\n", "应为整数"), ("x = [\n", "TOML")],
+)
+def test_bad_config_files_exit_2_with_one_line(cli, tmp_path, content, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(content, encoding="utf-8")
+    code, _, err = cli("config", "--config", str(path))
+    assert code == 2 and needle in one_line_error(err)
+
+
+def test_commands_before_init_say_what_to_do(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    code, _, err = cli("locate", "人民路88号")
+    assert code == 2 and "gridline init" in one_line_error(err)
+
+
+def test_db_upgrade_reports_the_revision(cli):
+    code, out, _ = cli("db", "upgrade", "--json")
+    assert code == 0 and json.loads(out) == {"revision": "0001"}
+
+
+def test_usage_errors_are_one_line(cli):
+    code, _, err = cli("grid", "import")
+    assert code == 2 and "file" in one_line_error(err)
+    code, _, err = cli("frobnicate")
+    assert code == 2 and "frobnicate" in one_line_error(err)
+
+
+def test_grid_import_and_locate_by_coordinates(cli, db_url):
+    path = shared_path("data", "hangzhou_xiacheng_gis", "wangge_grids.geojson")
+    code, out, _ = cli("grid", "import", str(path), "--district", "330105", "--district-name", "下城区", "--json")
+    assert code == 0 and json.loads(out)["cells"] > 250
+    scenic = json.loads(shared_path("data", "hangzhou_xiacheng_gis", "poi_scenic.geojson").read_text())
+    poi = next(f for f in scenic["features"] if f["properties"]["name"] == "艮山古樟")
+    x, y = poi["geometry"]["coordinates"]
+    code, out, _ = cli("locate", "--lonlat", f"{x},{y}", "--json")
+    wgs = json.loads(out)
+    gcj = poi["properties"]["location"]
+    code2, out2, _ = cli("locate", "--lonlat", gcj, "--crs", "gcj02", "--json")
+    assert code == code2 == 0
+    assert wgs["grid"]["code"] == json.loads(out2)["grid"]["code"]
+    assert wgs["grid"]["code"].startswith("330105")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("locate", "--lonlat", "abc"), "--lonlat"),
+        (("locate", "--lonlat", "120,95"), "超出"),
+        (("locate", "--lonlat", "120,30", "--crs", "utm"), "未知坐标系"),
+        (("locate",), "地点描述"),
+    ],
+)
+def test_bad_locate_arguments(cli, argv, needle):
+    cli("db", "upgrade")
+    code, _, err = cli(*argv)
+    assert code == 2 and needle in one_line_error(err)
+
+
+def test_bad_grid_file_exit_2_and_database_unchanged(cli, db_url, tmp_path):
+    from core import db
+
+    good = shared_path("data", "hangzhou_xiacheng_gis", "wangge_grids.geojson")
+    cli("grid", "import", str(good), "--district", "330105")
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [}', encoding="utf-8")
+    code, _, err = cli("grid", "import", str(bad))
+    line = one_line_error(err)
+    assert code == 2 and str(bad) in line and "第 1 行" in line
+    engine = db.make_engine(db_url)
+    with Session(engine) as s:
+        assert len(s.exec(select(GridCell)).all()) > 250
+    engine.dispose()
+
+
+def test_unknown_place_exits_1_with_the_reason(cli):
+    cli("db", "upgrade")
+    code, out, _ = cli("locate", "火星基地", "--json")
+    assert code == 1 and json.loads(out)["found"] is False
+
+
+def test_init_loads_the_default_taxonomy_once(cli):
+    code, out, _ = cli("init", "--json")
+    assert code == 0 and json.loads(out)["taxonomy_loaded"] is True
+    code, out, _ = cli("init", "--json")
+    assert code == 0 and json.loads(out)["taxonomy_loaded"] is False
+    code, out, _ = cli("taxonomy", "show", "06010", "--json")
+    (item,) = json.loads(out)
+    assert code == 0 and item["name"] == "暴露垃圾" and item["conditions"][0]["unit"] in ("工作时", "工作日", "自然时")
+    code, _, err = cli("taxonomy", "show", "77777")
+    assert code == 2 and "77777" in one_line_error(err)
+
+
+def test_taxonomy_import_refuses_duplicates_in_one_line(cli):
+    cli("init")
+    path = shared_path("standards", "cjt214_codes_partial.csv")
+    code, _, err = cli("taxonomy", "import", str(path))
+    assert code == 2 and "重复的代码" in one_line_error(err)
+    code, out, _ = cli("taxonomy", "show", "01001", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
