@@ -316,6 +316,8 @@ class Gazetteer:
                 self.roads[e.road].append(e)
         self.road_names = sorted(set(self.doors) | set(self.roads))
         self.names = sorted(self.by_name, key=len, reverse=True)
+        # door-plate names differ only in their numbers: fuzzy matching them would trade one number for another
+        self.fuzzy_names = [n for n in self.names if any(e.kind != "门牌" for e in self.by_name[n])]
         self.point_entries = [e for e in self.entries if e.kind in ("门牌", "兴趣点")]
         self.point_tree = STRtree([Point(e.lon, e.lat) for e in self.point_entries]) if self.point_entries else None
 

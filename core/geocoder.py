@@ -79,22 +79,30 @@ class PlaceLocator:
 
     # --- names -----------------------------------------------------------------------------------------------
     def resolve_road(self, candidate: str) -> tuple[str, float] | None:
-        """A known road for a road-like fragment: exact, a known road ending the fragment, or a fuzzy match."""
+        """The best known road for a road-like fragment (see road_candidates)."""
+        found = self.road_candidates(candidate)
+        return found[0] if found else None
+
+    def road_candidates(self, candidate: str) -> list[tuple[str, float]]:
+        """Known roads a road-like fragment may mean, best first: exact, a known road ending the fragment (the
+        fragment may carry 省/市/区 before it), else fuzzy matches of its tail. A one-character slip in a
+        three-character name scores 67, so same-length names with the same suffix count from 60."""
         roads = self.gazetteer.road_names
         if not roads or not candidate:
-            return None
+            return []
         if candidate in self.gazetteer.doors or candidate in self.gazetteer.roads:
-            return candidate, 100.0
+            return [(candidate, 100.0)]
         suffixes = [r for r in roads if candidate.endswith(r)]
         if suffixes:
-            return max(suffixes, key=len), 100.0
-        best = None
+            return [(max(suffixes, key=len), 100.0)]
+        scores: dict[str, float] = {}
         for size in {len(candidate), *(len(r) for r in roads)}:
             tail = candidate[-size:]
-            hit = process.extractOne(tail, roads, scorer=fuzz.ratio, score_cutoff=ROAD_SCORE_CUTOFF)
-            if hit and (best is None or hit[1] > best[1]):
-                best = (hit[0], hit[1])
-        return best
+            for road, score, _ in process.extract(tail, roads, scorer=fuzz.ratio, score_cutoff=60, limit=5):
+                same_shape = len(road) == len(tail) and road[-1] == tail[-1]
+                if score >= ROAD_SCORE_CUTOFF or same_shape:
+                    scores[road] = max(scores.get(road, 0.0), score)
+        return sorted(scores.items(), key=lambda kv: -kv[1])
 
     def resolve_name(self, fragment: str) -> tuple[list[Entry], float] | None:
         """Entries named by a fragment: exact, the longest known name inside it, or the best fuzzy name."""
@@ -104,21 +112,29 @@ class PlaceLocator:
         for name in self.gazetteer.names:
             if len(name) >= 2 and name in fragment:
                 return by_name[name], 95.0 if len(name) >= len(fragment) - 2 else 90.0
-        hit = process.extractOne(fragment, self.gazetteer.names, scorer=fuzz.WRatio, score_cutoff=NAME_SCORE_CUTOFF)
+        hit = process.extractOne(
+            fragment, self.gazetteer.fuzzy_names, scorer=fuzz.WRatio, score_cutoff=NAME_SCORE_CUTOFF
+        )
         if hit:
             return by_name[hit[0]], float(hit[1])
         return None
 
     # --- strategies ------------------------------------------------------------------------------------------
     def _door(self, phrase: PlacePhrase) -> Located | None:
-        road = self.resolve_road(phrase.road)
-        if road is None:
+        candidates = self.road_candidates(phrase.road)
+        if not candidates:
             return None
-        name, score = road
-        doors = self.gazetteer.doors.get(name, [])
         want = _number_key(phrase.number)
+        doors_of = self.gazetteer.doors
+        name, score = next(
+            ((r, s) for r, s in candidates if any(_number_key(d.number) == want for d in doors_of.get(r, []))),
+            candidates[0],
+        )
+        if len(candidates) > 1 and candidates[1][1] == score:
+            score *= 0.8  # two roads fit the slip equally well
+        doors = doors_of.get(name, [])
         label = f"{name}{phrase.number}号"
-        exact = [d for d in doors if _number_key(d.number) == want]
+        exact = sorted((d for d in doors if _number_key(d.number) == want), key=lambda d: d.kind != "门牌")
         if exact:
             d = exact[0]
             return self._hit(phrase, d.lon, d.lat, "门牌", d.address or d.name, 0.97 * score / 100, "")
@@ -129,7 +145,8 @@ class PlaceLocator:
                 return self._hit(
                     phrase, d.lon, d.lat, "门牌", d.address or d.name, 0.9 * score / 100, f"按主门牌 {d.number} 号定位"
                 )
-        same_side = [d for d in doors if _number_key(d.number)[0] % 2 == want[0] % 2] or doors
+        plates = [d for d in doors if d.kind == "门牌"] or doors  # a shop inside a block is no door position
+        same_side = [d for d in plates if _number_key(d.number)[0] % 2 == want[0] % 2] or plates
         if same_side:
             return self._interpolate(phrase, label, same_side, want, score)
         lines = self.gazetteer.roads.get(name, [])

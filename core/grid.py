@@ -305,30 +305,37 @@ class GridIndex:
         self._build_buckets()
 
     def _build_buckets(self) -> None:
-        self.buckets: dict[int, tuple[int, ...]] = {}
+        self.buckets: dict[int, int | tuple[int, ...]] = {}
         self.lattice = (0.0, 0.0, 1.0, 1.0, 0, 0)
         if not len(self.geometries):
             return
         bounds = shapely.bounds(self.geometries)
         x0, y0 = bounds[:, 0].min(), bounds[:, 1].min()
-        w = float(np.median(bounds[:, 2] - bounds[:, 0])) or 1e-6
-        h = float(np.median(bounds[:, 3] - bounds[:, 1])) or 1e-6
+        w = float(np.median(bounds[:, 2] - bounds[:, 0])) / 2 or 1e-6
+        h = float(np.median(bounds[:, 3] - bounds[:, 1])) / 2 or 1e-6
         while True:
             nx = int((bounds[:, 2].max() - x0) / w) + 1
             ny = int((bounds[:, 3].max() - y0) / h) + 1
-            if nx * ny <= 4 * len(self.geometries) + 1024:
+            if nx * ny <= 8 * len(self.geometries) + 1024:
                 break
             w, h = w * 2, h * 2
         ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
         ix, iy = ix.ravel(), iy.ravel()
         boxes = shapely.box(x0 + ix * w, y0 + iy * h, x0 + (ix + 1) * w, y0 + (iy + 1) * h)
         bucket_idx, cell_idx = self.tree.query(boxes, predicate="intersects")
+        cells, buckets = self.geometries[cell_idx], boxes[bucket_idx]
+        inside = shapely.covers(cells, buckets)
+        share = shapely.area(shapely.intersection(cells, buckets))
         keys = iy[bucket_idx] * nx + ix[bucket_idx]
-        order = np.lexsort((cell_idx, keys))
-        keys, cell_idx = keys[order], cell_idx[order]
+        order = np.lexsort((cell_idx, -share, keys))  # per bucket: the cell covering most of it first
+        keys, cell_idx, inside = keys[order], cell_idx[order], inside[order]
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         for start, stop in zip(starts, np.r_[starts[1:], len(keys)], strict=True):
-            self.buckets[int(keys[start])] = tuple(int(c) for c in cell_idx[start:stop])
+            # a bucket wholly inside one cell needs no geometry test at lookup time
+            whole = stop - start == 1 and bool(inside[start])
+            self.buckets[int(keys[start])] = (
+                int(cell_idx[start]) if whole else tuple(int(c) for c in cell_idx[start:stop])
+            )
         self.lattice = (float(x0), float(y0), w, h, nx, ny)
 
     @classmethod
@@ -342,19 +349,22 @@ class GridIndex:
         return len(self.codes)
 
     def cell_at(self, lon: float, lat: float) -> CellHit | None:
-        """The cell containing the point (the lowest code on a shared border), or None outside the grid."""
+        """The cell containing the point (on a shared border, one of the cells sharing it), or None outside."""
         x0, y0, w, h, nx, ny = self.lattice
         ix, iy = int((lon - x0) // w), int((lat - y0) // h)
         if not (0 <= ix < nx and 0 <= iy < ny):
             return None
+        found = self.buckets.get(iy * nx + ix, ())
+        if isinstance(found, int):
+            return self.hits[found]
         geometries = self.geometries
-        for c in self.buckets.get(iy * nx + ix, ()):
+        for c in found:
             if shapely.intersects_xy(geometries[c], lon, lat):
                 return self.hits[c]
         return None
 
     def cells_at(self, lons: np.ndarray, lats: np.ndarray) -> list[CellHit | None]:
-        """Bulk form of cell_at: one tree query for all points."""
+        """Bulk form of cell_at (one tree query for all points; on a shared border, the lowest code)."""
         points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
         point_idx, cell_idx = self.tree.query(points, predicate="intersects")
         best = np.full(len(points), len(self.hits))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,23 +60,54 @@ def _template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(path)
 
 
-@pytest.fixture
-def db_url(_template_url: str, tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh database at the newest schema, for this test alone."""
-    if PG_ADMIN_URL:
-        admin = sa_create_engine(db.normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-        name = f"gridline_t_{os.getpid()}_{next(_counter)}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_template_url}"'))
-        url = make_url(db.normalise_url(PG_ADMIN_URL)).set(database=name)
-        yield url.render_as_string(hide_password=False)
+def _new_database(template: str, folder: Path) -> tuple[str, Callable[[], None]]:
+    """A fresh database cloned from the migrated template: (url, drop)."""
+    if not PG_ADMIN_URL:
+        path = folder / f"gridline-{next(_counter)}.db"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}", lambda: None
+    admin = sa_create_engine(db.normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"gridline_t_{os.getpid()}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+
+    def drop() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    else:
-        path = tmp_path / "gridline.db"
-        shutil.copy(_template_url, path)
-        yield f"sqlite:///{path}"
+
+    url = make_url(db.normalise_url(PG_ADMIN_URL)).set(database=name)
+    return url.render_as_string(hide_password=False), drop
+
+
+@pytest.fixture
+def db_url(_template_url: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh database at the newest schema, for this test alone."""
+    url, drop = _new_database(_template_url, tmp_path)
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(_template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database with the default taxonomy and the demo city, loaded once through `gridline init --demo`.
+    Shared by the whole run: tests that use it must only read."""
+    from admin.cli import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    url, drop = _new_database(_template_url, folder)
+    saved = {k: os.environ.get(k) for k in ("GRIDLINE_DATABASE_URL", "GRIDLINE_DATA_DIR")}
+    os.environ.update(GRIDLINE_DATABASE_URL=url, GRIDLINE_DATA_DIR=str(folder / "var"))
+    try:
+        assert main(["init", "--demo"]) == 0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    yield url
+    drop()
 
 
 @pytest.fixture

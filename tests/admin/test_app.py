@@ -1,0 +1,88 @@
+"""The HTTP application: health, the locate API, and a real server started the way `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from admin.app import build_app
+from admin.runtime import Runtime
+from core import db
+from core.config import load_settings
+
+
+@pytest.fixture
+def demo_url(demo_db_url):
+    return demo_db_url
+
+
+async def test_healthz_reports_version_and_database(aiohttp_client, demo_url):
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+    client = await aiohttp_client(build_app(runtime))
+    resp = await client.get("/healthz")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "ok"
+    assert body["database"] == db.database_kind(demo_url) and body["version"] and body["schema"] == "0001"
+
+
+async def test_healthz_on_an_empty_database_is_503(aiohttp_client, tmp_path):
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}))
+    resp = await (await aiohttp_client(build_app(runtime))).get("/healthz")
+    assert resp.status == 503 and (await resp.json())["status"] == "uninitialised"
+
+
+async def test_locate_api(aiohttp_client, demo_url):
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+    client = await aiohttp_client(build_app(runtime))
+    resp = await client.get("/api/v1/locate", params={"q": "人民路和解放路交叉口"})
+    body = await resp.json()
+    assert resp.status == 200 and body["method"] == "路口" and body["grid"]["code"].startswith("339901")
+    for params in ({}, {"q": "x" * 201}):
+        resp = await client.get("/api/v1/locate", params=params)
+        assert resp.status == 400 and "error" in await resp.json()
+    resp = await client.get("/api/v1/locate", params={"q": "火星基地"})
+    assert resp.status == 404 and (await resp.json())["found"] is False
+    resp = await client.get("/no/such/page")
+    assert resp.status == 404 and "error" in await resp.json()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_healthz_within_60_seconds(tmp_path):
+    """`make run` is `gridline init --demo` then `gridline serve`: do exactly that on a fresh SQLite file."""
+    gridline = Path(sys.executable).with_name("gridline")
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "GRIDLINE_DATA_DIR": str(tmp_path / "var"),
+        "GRIDLINE_HTTP_PORT": str(port),
+    }
+    start = time.monotonic()
+    subprocess.run([gridline, "init", "--demo"], env=env, check=True, capture_output=True)
+    server = subprocess.Popen([gridline, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        body = None
+        while time.monotonic() - start < 60 and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    body = json.loads(resp.read())
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                time.sleep(0.2)
+        assert body is not None and body["status"] == "ok" and body["database"] == "sqlite"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
