@@ -63,11 +63,19 @@ async def locate(request: web.Request) -> web.Response:
     return web.json_response(result.as_dict(), status=200 if hasattr(result, "lon") else 404)
 
 
+async def grid_map(request: web.Request) -> web.Response:
+    from admin.mapsvg import render
+
+    svg = await in_thread(render, request.app[RUNTIME].engine)
+    return web.Response(text=svg, content_type="image/svg+xml")
+
+
 def build_app(runtime: Runtime) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=10 * 1024 * 1024)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/locate", locate)
+    app.router.add_get("/map.svg", grid_map)
     return app
 
 

@@ -231,6 +231,18 @@ class Cli:
         if result.note:
             self.out.print(f"  {result.note}")
 
+    def cmd_map(self) -> None:
+        from admin.mapsvg import render
+
+        self.require_schema()
+        out = Path(self.args.out)
+        svg = render(self.engine, width=self.args.width)
+        try:
+            out.write_text(svg, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{out}: 无法写入: {exc.strerror}") from None
+        self.emit({"out": str(out), "bytes": len(svg.encode())}, f"已绘制网格图 {out}")
+
     def cmd_serve(self) -> None:
         from admin.app import run
 
@@ -310,6 +322,9 @@ def build_parser() -> Parser:
     loc.add_argument("text", nargs="*", help="地点描述，如 人民路88号")
     loc.add_argument("--lonlat", metavar="LON,LAT", help="坐标逆地理编码")
     loc.add_argument("--crs", default="wgs84", help="--lonlat 的坐标系 wgs84|gcj02|bd09")
+    mp = sub.add_parser("map", parents=[common], help="把单元网格、社区界和道路画成 SVG")
+    mp.add_argument("--out", required=True, metavar="FILE.svg")
+    mp.add_argument("--width", type=int, default=1000, help="图宽（像素）")
     return p
 
 

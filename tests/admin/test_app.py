@@ -86,3 +86,14 @@ def test_serve_answers_healthz_within_60_seconds(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def test_map_page_draws_every_cell(aiohttp_client, demo_url):
+    from defusedxml import ElementTree
+
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+    resp = await (await aiohttp_client(build_app(runtime))).get("/map.svg")
+    assert resp.status == 200 and resp.content_type == "image/svg+xml"
+    svg = ElementTree.fromstring(await resp.text())
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert len(titles) == len(runtime.grid) and all(t.startswith("339901") for t in titles)

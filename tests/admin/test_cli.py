@@ -153,3 +153,12 @@ def test_taxonomy_import_refuses_duplicates_in_one_line(cli):
     assert code == 2 and "重复的代码" in one_line_error(err)
     code, out, _ = cli("taxonomy", "show", "01001", "--json")
     assert code == 0 and len(json.loads(out)) == 2
+
+
+def test_map_writes_an_svg_and_refuses_unwritable_paths(cli, tmp_path):
+    cli("db", "upgrade")
+    code, out, _ = cli("map", "--out", str(tmp_path / "city.svg"), "--json")
+    assert code == 0 and json.loads(out)["bytes"] > 0
+    assert "尚未导入单元网格" in (tmp_path / "city.svg").read_text(encoding="utf-8")
+    code, _, err = cli("map", "--out", str(tmp_path / "no" / "such" / "dir.svg"))
+    assert code == 2 and "无法写入" in one_line_error(err)
