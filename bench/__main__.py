@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy
 import shapely
 
-BENCHES = ("grid_lookup", "geocode")
+BENCHES = ("grid_lookup", "geocode", "hangzhou")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
