@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -16,8 +17,13 @@ VERSION = "0.1.0"
 log = logging.getLogger("gridline")
 
 
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Chinese left readable (no \\u escapes)."""
+    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+
+
 def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_response({"error": message}, status=status)
 
 
 @web.middleware
@@ -41,7 +47,7 @@ async def in_thread(func, *args: Any) -> Any:
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     revision = await in_thread(db.current_revision, runtime.engine)
-    return web.json_response(
+    return json_response(
         {
             "status": "ok" if revision else "uninitialised",
             "version": VERSION,
@@ -60,7 +66,7 @@ async def locate(request: web.Request) -> web.Response:
     if len(text) > 200:
         return json_error(400, "地点描述过长（最多 200 字）")
     result = await in_thread(runtime.geocoder.locate, text)
-    return web.json_response(result.as_dict(), status=200 if hasattr(result, "lon") else 404)
+    return json_response(result.as_dict(), status=200 if hasattr(result, "lon") else 404)
 
 
 async def grid_map(request: web.Request) -> web.Response:
