@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
@@ -59,6 +60,13 @@ def upgrade(engine: Engine) -> str:
     """Bring the schema to the newest migration; returns the revision now in force."""
     command.upgrade(alembic_config(engine), "head")
     return current_revision(engine) or ""
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:

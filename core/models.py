@@ -3,8 +3,30 @@ spatial work happens in memory (shapely STRtree) over what the tables hold."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class TaxonomyItem(SQLModel, table=True):
@@ -112,3 +134,138 @@ class Component(SQLModel, table=True):
     lon: float
     lat: float
     state: str = Field(default="完好", max_length=10)
+
+
+class Report(SQLModel, table=True):
+    """What arrived on a channel, stored before anything else happens to it. Idempotent on (channel, channel_ref):
+    a message delivered three times is one report."""
+
+    __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("channel", "channel_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16, index=True)
+    channel_ref: str = Field(max_length=128)
+    sender: str = Field(default="", max_length=128)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    media: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lon: float | None = None
+    lat: float | None = None
+    address: str = Field(default="", max_length=200)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    transcript: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    classification: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    place: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    steps: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
+
+
+class CaseFile(SQLModel, table=True):
+    """A case (案卷) moving through the closed loop; ``version`` makes every change a compare-and-set."""
+
+    __tablename__ = "case_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=20, unique=True)
+    state: str = Field(max_length=10, index=True)
+    version: int = 1
+    matter_code: str | None = Field(default=None, max_length=8, index=True)
+    matter_name: str = Field(default="", max_length=60)
+    condition_level: int | None = None
+    severity: str = Field(default="一般", max_length=6)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    address: str = Field(default="", max_length=200)
+    lon: float | None = None
+    lat: float | None = None
+    grid_code: str | None = Field(default=None, max_length=15, index=True)
+    area_class: str = Field(default="B", max_length=1)
+    source: str = Field(max_length=16)
+    public: bool = True
+    collector_id: int | None = Field(default=None, foreign_key="app_user.id")
+    department_code: str | None = Field(default=None, foreign_key="department.code", max_length=20, index=True)
+    suggested_department: str | None = Field(default=None, max_length=20)
+    duplicate_of: str | None = Field(default=None, max_length=20)
+    stage: str = Field(max_length=6)
+    stage_started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    stage_limit: float = 0.0
+    stage_unit: str = Field(default="工作时", max_length=4)
+    stage_extra_hours: float = 0.0
+    paused_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    paused_hours: float = 0.0
+    signed: bool = False
+    rework_count: int = 0
+    dispatch_count: int = 0
+    extension_count: int = 0
+    pending: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class CaseEvent(SQLModel, table=True):
+    """One action on a case, appended and never changed: who, in which role, what, from which state to which."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    seq: int
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor: str = Field(max_length=60)
+    role: str = Field(max_length=16)
+    action: str = Field(max_length=24, index=True)
+    from_state: str = Field(max_length=10)
+    to_state: str = Field(max_length=10)
+    department_code: str | None = Field(default=None, max_length=20)
+    on_time: bool | None = None
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attachments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class CaseCounter(SQLModel, table=True):
+    """The last sequence number used for case numbers of one day."""
+
+    __tablename__ = "case_counter"
+
+    day: str = Field(primary_key=True, max_length=8)
+    last: int = 0
+
+
+class AppUser(SQLModel, table=True):
+    """A member of staff with one role; departments and collectors have a scope."""
+
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=60, unique=True)
+    role: str = Field(max_length=16)
+    department_code: str | None = Field(default=None, foreign_key="department.code", max_length=20)
+    grid_scope: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    password_hash: str | None = Field(default=None, max_length=200)
+    active: bool = True
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token, stored as its SHA-256 (tokens are random, so a fast hash is enough)."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked: bool = False
+
+
+class RoutingRule(SQLModel, table=True):
+    """事项 code (or 大类 prefix) × region (街道/社区/网格 code prefix, empty = everywhere) → department."""
+
+    __tablename__ = "routing_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matter_prefix: str = Field(max_length=8, index=True)
+    region_prefix: str = Field(default="", max_length=15)
+    department_code: str = Field(foreign_key="department.code", max_length=20)

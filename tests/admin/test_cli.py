@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from admin.cli import main
+from core import db
 from core.models import GridCell
 from tests.conftest import shared_path
 
@@ -71,7 +72,7 @@ def test_commands_before_init_say_what_to_do(cli, tmp_path, monkeypatch):
 
 def test_db_upgrade_reports_the_revision(cli):
     code, out, _ = cli("db", "upgrade", "--json")
-    assert code == 0 and json.loads(out) == {"revision": "0001"}
+    assert code == 0 and json.loads(out) == {"revision": db.head_revision()}
 
 
 def test_usage_errors_are_one_line(cli):
@@ -113,8 +114,6 @@ def test_bad_locate_arguments(cli, argv, needle):
 
 
 def test_bad_grid_file_exit_2_and_database_unchanged(cli, db_url, tmp_path):
-    from core import db
-
     good = shared_path("data", "hangzhou_xiacheng_gis", "wangge_grids.geojson")
     cli("grid", "import", str(good), "--district", "330105")
     bad = tmp_path / "bad.geojson"
