@@ -19,9 +19,10 @@ from core import census, db, taxonomy
 from core.config import ConfigError, Settings, load_settings
 from core.crs import UnknownCRS, parse_crs, to_wgs84
 from core.datafile import DataError
-from core.gazetteer import import_places, relocate_places
+from core.gazetteer import import_places
 from core.geocoder import Located
-from core.grid import import_grid
+from core.grid import GridIndex, import_grid, relocate
+from core.models import Component, Place
 
 VERSION = "0.1.0"
 
@@ -88,12 +89,14 @@ class Cli:
             "taxonomy_loaded": loaded,
         }
         if self.args.demo:
-            result["demo"] = self.load_demo()
+            result["demo"] = self.load_demo() if not GridIndex.load(self.engine).codes else None
         lines = [
             f"数据库已就绪（{result['database']}，迁移版本 {revision}）",
             "已载入默认分类代码表 GB/T 47678.5-2026" if loaded else "分类代码表已存在，未改动",
         ]
-        if self.args.demo:
+        if self.args.demo and result["demo"] is None:
+            lines.append("数据库中已有单元网格，未载入示范城区")
+        elif self.args.demo:
             d = result["demo"]
             lines.append(
                 f"示范城区 {d['district']}: {d['cells']} 个单元网格、{d['places']} 条地名、"
@@ -173,13 +176,14 @@ class Cli:
                 self.engine,
                 Path(self.args.file),
                 district=self.args.district or s.district_code,
+                district_given=bool(self.args.district),
                 district_name=self.args.district_name or "",
                 crs=self.args.crs,
                 area_class=self.args.area_class or s.default_area_class,
                 local_field=self.args.local_field,
                 progress=advance,
             )
-        relocate_places(self.engine)
+        relocate(self.engine, Place, Component)
         msg = (
             f"已导入 {result.cells} 个单元网格（{result.features} 个要素，合并 {result.merged} 个多面要素），"
             f"{result.streets} 个街道、{result.communities} 个社区"
@@ -197,7 +201,7 @@ class Cli:
                 self.engine, Path(self.args.file), kind=self.args.kind, crs=self.args.crs, progress=advance
             )
         kinds = "、".join(f"{k} {n}" for k, n in sorted(result.by_kind.items()))
-        msg = f"已导入 {result.entries} 条地名（{kinds}），派生路口 {result.crossings} 个"
+        msg = f"已导入 {result.entries} 条地名（{kinds}），地名库现有路口 {result.crossings} 个"
         if result.skipped_unnamed:
             msg += f"；跳过无名称要素 {len(result.skipped_unnamed)} 个（{result.skipped_unnamed[0]} 等）"
         self.emit(result, msg)
@@ -247,6 +251,7 @@ class Cli:
         from admin.app import run
 
         self.require_schema()
+        self.runtime.geocoder  # noqa: B018  (bad geocoder settings stop the start, not the first request)
         run(self.runtime)
 
 
@@ -278,10 +283,14 @@ def _plain(data: Any) -> Any:
 
 
 def build_parser() -> Parser:
+    top = Parser(add_help=False)
+    top.add_argument("--json", action="store_true", help="机器可读的 JSON 输出")
+    top.add_argument("--config", metavar="FILE", help="TOML 配置文件")
+    # the same options after the verb; SUPPRESS keeps a verb's parser from resetting what came before it
     common = Parser(add_help=False)
-    common.add_argument("--json", action="store_true", help="机器可读的 JSON 输出")
-    common.add_argument("--config", metavar="FILE", help="TOML 配置文件")
-    p = Parser(prog="gridline", description="Gridline 数字城管公众上报平台", parents=[common])
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="机器可读的 JSON 输出")
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML 配置文件")
+    p = Parser(prog="gridline", description="Gridline 数字城管公众上报平台", parents=[top])
     p.add_argument("--version", action="version", version=f"gridline {VERSION}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -68,13 +67,8 @@ def import_census(engine: Engine, departments: Path, components: Path) -> Census
                 state=state,
             )
         )
-    grid = GridIndex.load(engine)
     result = CensusImport(departments=len(depts), components=len(comps))
-    if len(grid) and comps:
-        hits = grid.cells_at(np.array([c.lon for c in comps]), np.array([c.lat for c in comps]))
-        for comp, hit in zip(comps, hits, strict=True):
-            comp.grid_code = hit.code if hit else None
-        result.outside_grid = sum(h is None for h in hits)
+    result.outside_grid = GridIndex.load(engine).assign(comps)
     with session_scope(engine) as session:
         session.exec(delete(Component))
         session.exec(delete(Department))
@@ -82,3 +76,4 @@ def import_census(engine: Engine, departments: Path, components: Path) -> Census
         session.flush()
         session.add_all(comps)
     return result
+

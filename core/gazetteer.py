@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import shapely
 from shapely import STRtree
 from shapely.geometry import LineString, MultiLineString, Point
@@ -227,10 +226,7 @@ def import_places(
     else:
         raise DataError(path, "", "不支持的文件类型，应为 .csv、.geojson 或 .json")
     grid = GridIndex.load(engine)
-    if len(grid):
-        hits = grid.cells_at(np.array([e.lon for e in entries]), np.array([e.lat for e in entries]))
-        for entry, hit in zip(entries, hits, strict=True):
-            entry.grid_code = hit.code if hit else None
+    grid.assign(entries)
     with session_scope(engine) as session:
         session.exec(delete(Place).where(Place.source.in_([path.name, "derived"])))
         session.add_all(entries)
@@ -239,28 +235,13 @@ def import_places(
         session.flush()
         roads = session.exec(select(Place).where(Place.kind == "街巷")).all()
         crossings = _crossings(roads)
-        if len(grid) and crossings:
-            hits = grid.cells_at(np.array([c.lon for c in crossings]), np.array([c.lat for c in crossings]))
-            for crossing, hit in zip(crossings, hits, strict=True):
-                crossing.grid_code = hit.code if hit else None
+        grid.assign(crossings)
         session.add_all(crossings)
     result.entries = len(entries)
     result.crossings = len(crossings)
     for entry in entries:
         result.by_kind[entry.kind] = result.by_kind.get(entry.kind, 0) + 1
     return result
-
-
-def relocate_places(engine: Engine) -> int:
-    """Recompute every place's grid cell, after the grid changed."""
-    grid = GridIndex.load(engine)
-    with session_scope(engine) as session:
-        places = session.exec(select(Place)).all()
-        hits = grid.cells_at(np.array([p.lon for p in places]), np.array([p.lat for p in places])) if places else []
-        for place, hit in zip(places, hits, strict=True):
-            place.grid_code = hit.code if hit else None
-            session.add(place)
-    return len(places)
 
 
 @dataclass(frozen=True)

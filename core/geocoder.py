@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import shapely
@@ -264,7 +264,8 @@ class PlaceLocator:
         road = self.resolve_road(phrase.road)
         if road is None:
             return None
-        lines = self.gazetteer.roads.get(road[0]) or self.gazetteer.doors.get(road[0], [])
+        lines = self.gazetteer.roads.get(road[0]) or sorted(self.gazetteer.doors.get(road[0], []),
+                                                            key=lambda d: _number_key(d.number))
         mid = lines[len(lines) // 2]
         return self._hit(phrase, mid.lon, mid.lat, "街巷", road[0], 0.4 * road[1] / 100, "仅识别到道路，定位到道路中点")
 
@@ -290,12 +291,15 @@ class PlaceLocator:
         strategies = {
             "door": (self._door, self._landmark, self._road),
             "crossing": (self._crossing, self._landmark),
-            "road": (self._landmark, self._road),
+            "road": (self._road, self._landmark),
             "landmark": (self._landmark,),
             "none": (),
         }[phrase.kind]
         for strategy in strategies:
             hit = strategy(phrase)
+            if hit is not None and phrase.kind == "door" and phrase.relation and hit.method.startswith("门牌"):
+                note = "；".join(n for n in (hit.note, f"位于{hit.matched}{phrase.relation}") if n)
+                return replace(hit, note=note, confidence=hit.confidence * RELATION_FACTOR.get(phrase.relation, 0.9))
             if hit is not None:
                 return hit
         return NotLocated(text, f"地名库中找不到“{normalise(text)}”，请补充道路门牌、路口或附近的标志性建筑")
@@ -397,6 +401,8 @@ def fallback_geocoders(
     from geopy.geocoders import BaiduV3, Nominatim
 
     out: list[tuple[Geocoder, str]] = []
+    if "://" in nominatim_domain:  # a self-hosted server given as a URL, e.g. http://10.1.2.3:8088
+        scheme, nominatim_domain = nominatim_domain.split("://", 1)
     for name in (n.strip().lower() for n in names.split(",") if n.strip()):
         if name == "nominatim":
             out.append((Nominatim(user_agent=user_agent, domain=nominatim_domain, scheme=scheme), "wgs84"))

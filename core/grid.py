@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -24,7 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from core.datafile import DataError, Feature, read_geojson
 from core.db import session_scope
@@ -38,7 +39,7 @@ CODE_FIELDS = ("code", "grid_code", "单元网格标识码", "网格代码")
 LOCAL_CODE_FIELDS = ("local_code", "网格编号")
 NAME_FIELDS = ("name", "网格名称", "所属组织")
 AREA_CLASSES = ("A", "B", "C")
-ORG_NAME = re.compile(r"^(?P<street>.+?(?:街道|镇|乡))(?P<community>.+?(?:社区|村))(?P<rest>.*)$")
+ORG_NAME = re.compile(r"^(?P<street>.+?(?:街道|镇|乡))(?P<community>.+?社区|.+?村)(?P<rest>.*)$")
 
 Progress = Callable[[int], None]
 
@@ -154,7 +155,7 @@ def _read_cells(
         if org:
             cell.street_name = cell.street_name or org["street"]
             cell.community_name = cell.community_name or org["community"]
-            if not standard and org["rest"]:
+            if org["rest"]:  # the cell's own name, without the 街道 and 社区 it repeats
                 name = org["rest"]
                 if name.startswith(org["community"]):
                     name = name[len(org["community"]) :]
@@ -219,13 +220,15 @@ def import_grid(
     path: Path,
     *,
     district: str,
+    district_given: bool = False,
     district_name: str = "",
     crs: str = "wgs84",
     area_class: str = "B",
     local_field: str | None = None,
     progress: Progress | None = None,
 ) -> GridImport:
-    """Replace the city's grid with the cells of a GeoJSON file, all or nothing."""
+    """Replace the city's grid with the cells of a GeoJSON file, all or nothing. ``district`` derives standard
+    codes from local ones; with ``district_given`` it must also match the district of standard codes."""
     if not DISTRICT_CODE.match(district):
         raise DataError(path, "--district", f"区划代码 {district!r} 应为 6 位数字 (GB/T 2260)")
     features = read_geojson(path, crs, allowed=("Polygon", "MultiPolygon"))
@@ -238,7 +241,10 @@ def import_grid(
         districts = {c.code[:6] for c in cells.values()}
         if len(districts) > 1:
             raise DataError(path, "code", f"网格代码属于多个区划: {', '.join(sorted(districts))}")
-        district = districts.pop()
+        found = districts.pop()
+        if district_given and found != district:
+            raise DataError(path, "--district", f"文件中的网格代码属于区划 {found}，与 --district {district} 不符")
+        district = found
     else:
         _derive_codes(cells, district)
         result.derived_codes = True
@@ -363,6 +369,15 @@ class GridIndex:
                 return self.hits[c]
         return None
 
+    def assign(self, rows: Sequence[Any]) -> int:
+        """Set ``grid_code`` on rows that have ``lon``/``lat`` (places, components); returns how many are outside."""
+        if not rows:
+            return 0
+        hits = self.cells_at(np.array([r.lon for r in rows]), np.array([r.lat for r in rows]))
+        for row, hit in zip(rows, hits, strict=True):
+            row.grid_code = hit.code if hit else None
+        return sum(h is None for h in hits)
+
     def cells_at(self, lons: np.ndarray, lats: np.ndarray) -> list[CellHit | None]:
         """Bulk form of cell_at (one tree query for all points; on a shared border, the lowest code)."""
         points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
@@ -370,3 +385,13 @@ class GridIndex:
         best = np.full(len(points), len(self.hits))
         np.minimum.at(best, point_idx, cell_idx)
         return [self.hits[b] if b < len(self.hits) else None for b in best]
+
+
+def relocate(engine: Engine, *models: type[SQLModel]) -> None:
+    """Recompute the grid cell of every row of these tables, after the grid changed."""
+    grid = GridIndex.load(engine)
+    with session_scope(engine) as session:
+        for model in models:
+            rows = session.exec(select(model)).all()
+            grid.assign(rows)
+            session.add_all(rows)

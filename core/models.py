@@ -190,8 +190,7 @@ class CaseFile(SQLModel, table=True):
     stage_limit: float = 0.0
     stage_unit: str = Field(default="工作时", max_length=4)
     stage_extra_hours: float = 0.0
-    paused_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    paused_hours: float = 0.0
+    pauses: list[list[str | None]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     signed: bool = False
     rework_count: int = 0
     dispatch_count: int = 0

@@ -34,7 +34,7 @@ KINDS = {
 SEVERITIES = ("一般", "较重", "紧急")
 UNITS = ("工作时", "工作日", "自然时")
 CODE = re.compile(r"^\d{4,5}$")
-# A city CSV carries no 立案条件: every 事项 gets this one, 1/2/3 working days for area class A/B/C.
+# A city CSV carries no 立案条件: every 事项 gets this one, 8/16/24 工作时 for area classes A/B/C.
 DEFAULT_CONDITION = {
     "level": 1,
     "severity": "一般",

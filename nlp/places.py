@@ -146,7 +146,8 @@ def parse(text: str) -> PlacePhrase:
     norm = normalise(text)
     if m := DOOR_RE.search(norm):
         number = re.sub(r"[－之]", "-", m["number"])
-        _, relation = _trailing(norm[m.end() :], RELATIONS)
+        tail = norm[m.end() :]
+        relation = next((w for w in sorted(RELATIONS, key=len, reverse=True) if tail.startswith(w)), "")
         return PlacePhrase(norm, road=m["road"], number=number, relation=relation)
     if m := CROSS_RE.search(norm):
         return PlacePhrase(norm, road=m["a"], cross_road=m["b"] or m["c"])
@@ -155,9 +156,8 @@ def parse(text: str) -> PlacePhrase:
     rest, part = _trailing(rest, PARTS)
     if not rest:
         return PlacePhrase(norm)
-    road = ROAD_RE.fullmatch(rest)
-    if road:
-        return PlacePhrase(norm, road=rest, landmark=rest, part=part, relation=relation)
+    if ROAD_RE.fullmatch(rest):
+        return PlacePhrase(norm, road=rest, part=part, relation=relation)
     return PlacePhrase(norm, landmark=rest, part=part, relation=relation)
 
 

@@ -161,3 +161,21 @@ def test_map_writes_an_svg_and_refuses_unwritable_paths(cli, tmp_path):
     assert "尚未导入单元网格" in (tmp_path / "city.svg").read_text(encoding="utf-8")
     code, _, err = cli("map", "--out", str(tmp_path / "no" / "such" / "dir.svg"))
     assert code == 2 and "无法写入" in one_line_error(err)
+
+
+def test_global_options_work_before_the_verb(cli, tmp_path):
+    cli("db", "upgrade")
+    path = tmp_path / "g.toml"
+    path.write_text("http_port = 9300\n", encoding="utf-8")
+    code, out, _ = cli("--json", "--config", str(path), "config")
+    assert code == 0 and json.loads(out)["http_port"] == 9300
+
+
+def test_init_demo_leaves_an_existing_grid_alone(cli):
+    path = shared_path("data", "hangzhou_xiacheng_gis", "wangge_grids.geojson")
+    cli("init")
+    cli("grid", "import", str(path), "--district", "330105")
+    code, out, _ = cli("init", "--demo", "--json")
+    assert code == 0 and json.loads(out)["demo"] is None
+    code, out, _ = cli("locate", "--lonlat", "120.17,30.29", "--json")
+    assert json.loads(out)["grid"]["code"].startswith("330105")

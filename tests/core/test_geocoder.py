@@ -192,3 +192,16 @@ def test_unsupported_file_type(hz_grid, tmp_path):
     path.write_bytes(b"PK")
     with pytest.raises(DataError, match="不支持的文件类型"):
         import_places(hz_grid, Path(path))
+
+
+def test_a_bare_road_known_only_by_its_door_plates(hz_grid):
+    import_places(hz_grid, shared_path(*HZ, "shops_doorplate_points.geojson"))
+    found = locator(hz_grid).locate("屏风街")
+    assert isinstance(found, Located) and found.method == "街巷" and found.confidence < 0.5
+
+
+def test_relation_after_a_door_plate_is_kept(hz_grid):
+    import_places(hz_grid, shared_path(*HZ, "shops_doorplate_points.geojson"))
+    plain, opposite = locator(hz_grid).locate("百井坊巷3号"), locator(hz_grid).locate("百井坊巷3号对面")
+    assert isinstance(opposite, Located) and opposite.matched == plain.matched
+    assert "对面" in opposite.note and opposite.confidence < plain.confidence

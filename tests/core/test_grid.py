@@ -236,3 +236,15 @@ def test_unknown_crs_option_is_refused(engine, tmp_path):
 def test_points_outside_every_cell_say_so(engine, hangzhou):
     index = GridIndex.load(engine)
     assert index.cell_at(121.5, 31.2) is None  # Shanghai
+
+
+def test_community_names_with_village_words_are_kept_whole(engine, hangzhou):
+    with Session(engine) as s:
+        names = {r.name for r in s.exec(select(Region).where(Region.level == "community")).all()}
+    assert "延安新村社区" in names and "延安新村" not in names
+
+
+def test_district_option_must_match_standard_codes(engine, tmp_path):
+    path = write_collection(tmp_path / "s.geojson", [cell_feature(box(120, 30, 120.001, 30.001), code="339901001001001")])
+    with pytest.raises(DataError, match="与 --district 330105 不符"):
+        import_grid(engine, path, district="330105", district_given=True)
