@@ -245,6 +245,8 @@ def test_community_names_with_village_words_are_kept_whole(engine, hangzhou):
 
 
 def test_district_option_must_match_standard_codes(engine, tmp_path):
-    path = write_collection(tmp_path / "s.geojson", [cell_feature(box(120, 30, 120.001, 30.001), code="339901001001001")])
+    path = write_collection(
+        tmp_path / "s.geojson", [cell_feature(box(120, 30, 120.001, 30.001), code="339901001001001")]
+    )
     with pytest.raises(DataError, match="与 --district 330105 不符"):
         import_grid(engine, path, district="330105", district_given=True)
