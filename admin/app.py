@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from typing import Any
 
 from aiohttp import web
 
-from admin.runtime import Runtime
+from admin.api import add_routes
+from admin.responses import in_thread, json_error, json_response
+from admin.runtime import RUNTIME, Runtime
 from core import db
 
-RUNTIME = web.AppKey("runtime", Runtime)
 VERSION = "0.1.0"
 log = logging.getLogger("gridline")
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with Chinese left readable (no \\u escapes)."""
-    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return json_response({"error": message}, status=status)
 
 
 @web.middleware
@@ -38,10 +27,6 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "服务器内部错误")
-
-
-async def in_thread(func, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -82,6 +67,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/locate", locate)
     app.router.add_get("/map.svg", grid_map)
+    add_routes(app)
     return app
 
 

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from admin.runtime import Runtime
-from core import census, db, taxonomy
+from core import census, db, taxonomy, users
+from core.cases import ROLES
 from core.config import ConfigError, Settings, load_settings
 from core.crs import UnknownCRS, parse_crs, to_wgs84
 from core.datafile import DataError
@@ -247,6 +248,64 @@ class Cli:
             raise UsageError(f"{out}: 无法写入: {exc.strerror}") from None
         self.emit({"out": str(out), "bytes": len(svg.encode())}, f"已绘制网格图 {out}")
 
+    def cmd_user_add(self) -> None:
+        self.require_schema()
+        scope = [s.strip() for s in (self.args.scope or "").split(",") if s.strip()]
+        password = None
+        if self.args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+            if len(password) < 8:
+                raise UsageError("密码至少 8 个字符")
+        user = users.add_user(
+            self.engine, self.args.name, self.args.role, department=self.args.department, scope=scope, password=password
+        )
+        data = {"name": user.name, "role": user.role, "department": user.department_code, "scope": user.grid_scope}
+        self.emit(data, f"已添加用户 {user.name}（{ROLES[user.role]}）")
+
+    def cmd_token_create(self) -> None:
+        self.require_schema()
+        token = users.create_token(self.engine, self.args.user)
+        self.emit({"user": self.args.user, "token": token}, token)
+
+    def cmd_intake_retry(self) -> None:
+        self.require_schema()
+        count = self.runtime.intake.retry()
+        self.emit({"retried": count}, f"已重新处理 {count} 条上报")
+
+    def cmd_evaluate(self) -> None:
+        from core import evaluation
+
+        self.require_schema()
+        try:
+            rows = evaluation.evaluate(self.engine, self.args.period, self.args.object, level=self.args.level)
+        except ValueError as exc:
+            raise UsageError(f"evaluate: {exc}") from None
+        if self.args.csv:
+            evaluation.write_csv(rows, Path(self.args.csv))
+        data = [
+            {
+                "object": r.object_code,
+                "name": r.object_name,
+                "role": r.role,
+                "score": r.score,
+                "grade": r.grade,
+                "indicators": r.indicators,
+            }
+            for r in rows
+        ]
+
+        def text() -> None:
+            from rich.table import Table
+
+            table = Table(title=f"{self.args.period} 综合评价（{self.args.object}）")
+            for column in ("对象", "名称", "综合指标值", "等级"):
+                table.add_column(column)
+            for r in rows:
+                table.add_row(r.object_code, r.object_name, f"{r.score:.1f}", r.grade)
+            self.out.print(table)
+
+        self.emit(data, text)
+
     def cmd_serve(self) -> None:
         from admin.app import run
 
@@ -331,6 +390,30 @@ def build_parser() -> Parser:
     loc.add_argument("text", nargs="*", help="地点描述，如 人民路88号")
     loc.add_argument("--lonlat", metavar="LON,LAT", help="坐标逆地理编码")
     loc.add_argument("--crs", default="wgs84", help="--lonlat 的坐标系 wgs84|gcj02|bd09")
+    user = sub.add_parser("user", parents=[common], help="工作人员账号")
+    ua = user.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "add", parents=[common], help="添加用户"
+    )
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=users.STAFF_ROLES)
+    ua.add_argument("--department", help="专业部门代码（role=department 时必填）")
+    ua.add_argument("--scope", help="负责范围：逗号分隔的街道/社区/网格代码（监督员）")
+    ua.add_argument("--password-stdin", action="store_true", help="从标准输入读取控制台登录密码")
+    token = sub.add_parser("token", parents=[common], help="API 令牌")
+    token.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "create", parents=[common], help="为用户创建令牌（只显示这一次）"
+    ).add_argument("user")
+    intake = sub.add_parser("intake", parents=[common], help="上报处理")
+    intake.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "retry", parents=[common], help="重新处理失败或未立卷的上报"
+    )
+
+    ev = sub.add_parser("evaluate", parents=[common], help="综合评价（CJ/T 292）")
+    ev.add_argument("--period", required=True, help="评价周期：2026-11 或 2026-11-01..2026-11-15")
+    ev.add_argument("--object", required=True, choices=("dept", "region", "post"), help="部门、区域或岗位")
+    ev.add_argument("--level", default="street", choices=("grid", "community", "street"), help="区域评价的层级")
+    ev.add_argument("--csv", metavar="FILE", help="另存为 CSV（UTF-8，Excel 可直接打开）")
+
     mp = sub.add_parser("map", parents=[common], help="把单元网格、社区界和道路画成 SVG")
     mp.add_argument("--out", required=True, metavar="FILE.svg")
     mp.add_argument("--width", type=int, default=1000, help="图宽（像素）")
@@ -348,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(cli, name.replace("-", "_"))()
         finally:
             cli.runtime.close()
-    except (UsageError, ConfigError, DataError, ValueError) as exc:
+    except (UsageError, ConfigError, DataError, users.UserError, ValueError) as exc:
         err.print(f"gridline: {exc}", markup=False)
         return 2
     except SystemExit as exc:

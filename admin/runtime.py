@@ -1,16 +1,23 @@
-"""The composition root: settings → engine → the in-memory indexes, each built once and on demand."""
+"""The composition root: settings → engine → the in-memory indexes and services, each built once and on demand."""
 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
+from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from core import db
+from core import db, taxonomy
+from core.attachments import AttachmentStore
+from core.cases import CaseLoop, rules_from_settings
 from core.config import Settings
 from core.gazetteer import Gazetteer
 from core.geocoder import GazetteerGeocoder, PlaceLocator, fallback_geocoders
 from core.grid import GridIndex
+from core.intake import Intake, Services
+from core.worktime import WorkCalendar
+from nlp.classify import KeywordClassifier
 
 
 class Runtime:
@@ -40,6 +47,32 @@ class Runtime:
         )
         return GazetteerGeocoder(PlaceLocator(self.gazetteer, self.grid), fallbacks)
 
+    @cached_property
+    def calendar(self) -> WorkCalendar:
+        s = self.settings
+        return WorkCalendar.from_config(
+            {"work_windows": s.work_windows, "extra_holidays": s.extra_holidays, "extra_workdays": s.extra_workdays}
+        )
+
+    @cached_property
+    def loop(self) -> CaseLoop:
+        return CaseLoop(self.engine, self.calendar, rules_from_settings(self.settings))
+
+    @cached_property
+    def attachments(self) -> AttachmentStore:
+        return AttachmentStore(Path(self.settings.data_dir) / "attachments")
+
+    @cached_property
+    def intake(self) -> Intake:
+        classifier = KeywordClassifier(taxonomy.labels(self.engine))
+        services = Services(
+            classifier=classifier, geocoder=self.geocoder, media_path=lambda sha: str(self.attachments.path(sha))
+        )
+        return Intake(self.loop, services)
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

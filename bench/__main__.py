@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy
 import shapely
 
-BENCHES = ("grid_lookup", "geocode", "hangzhou")
+BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -7,6 +7,7 @@ TOML key (``<name>`` at the top level or ``[section] name`` flattened as ``secti
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -38,6 +39,15 @@ class Settings:
     nominatim_domain: str = "nominatim.openstreetmap.org"
     baidu_api_key: str = ""
     log_level: str = "INFO"
+    work_windows: str = "08:30-12:00,13:30-17:30"
+    extra_holidays: str = ""
+    extra_workdays: str = ""
+    stage_hours: str = "受理=1,核实=2,立案=0.5,派遣=0.5,核查=2,结案=1"
+    extension_quota: float = 0.03
+    duplicate_radius_m: float = 50.0
+    duplicate_window_days: float = 7.0
+    auto_accept_confidence: float = 0.0
+    auto_dispatch_codes: str = ""
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with secrets and database passwords hidden, for printing."""
@@ -63,11 +73,14 @@ def mask_url(url: str) -> str:
 
 
 def _coerce(name: str, raw: Any, kind: type, source: str) -> Any:
-    if kind is int:
+    if kind in (int, float):
         try:
-            return int(raw)
+            value = kind(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{source}: {name} 应为整数，得到 {raw!r}") from None
+            raise ConfigError(f"{source}: {name} 应为{'整数' if kind is int else '数值'}，得到 {raw!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{source}: {name} 应为有限数值，得到 {raw!r}")
+        return value
     if not isinstance(raw, str | int | float):
         raise ConfigError(f"{source}: {name} 应为字符串，得到 {type(raw).__name__}")
     return str(raw)
@@ -88,7 +101,7 @@ def load_settings(config_file: str | Path | None = None, environ: dict[str, str]
     """Read the effective settings; unknown keys and bad values raise ConfigError naming them."""
     environ = dict(os.environ if environ is None else environ)
     fields = {f.name: f for f in dataclasses.fields(Settings)}
-    types = {name: (int if f.type in ("int", int) else str) for name, f in fields.items()}
+    types = {name: {"int": int, "float": float}.get(str(f.type), str) for name, f in fields.items()}
     values: dict[str, Any] = {}
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from core.datafile import DataError, read_csv, read_text
 from core.db import session_scope
 from core.models import FilingCondition, TaxonomyItem
+from nlp.classify import Label
 
 DEFAULT_FILE = Path(__file__).parent / "data" / "taxonomy_gbt47678_5.toml"
 KINDS = {
@@ -240,3 +241,12 @@ def show(engine: Engine, code: str) -> list[ItemView]:
             related = [i for i in items if i is not item]
             views.append(ItemView(item, list(conditions), related))
         return views
+
+
+def labels(engine: Engine) -> list[Label]:
+    """The 管理事项 as the classifier's label set (nlp knows nothing of our tables)."""
+    with Session(engine) as session:
+        items = session.exec(select(TaxonomyItem).where(TaxonomyItem.kind == "matter")
+                             .order_by(TaxonomyItem.code)).all()
+    return [Label(code=i.code, name=i.name, major=i.major_code, component=i.component_code,
+                  keywords=tuple(i.keywords)) for i in items]

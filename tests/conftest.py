@@ -54,18 +54,17 @@ def _template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path = tmp_path_factory.mktemp("template") / "template.db"
         engine = db.make_engine(f"sqlite:///{path}")
         db.upgrade(engine)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
+        engine.dispose()  # the last connection to close checkpoints the WAL into the file
         yield str(path)
 
 
-def _new_database(template: str, folder: Path) -> tuple[str, Callable[[], None]]:
-    """A fresh database cloned from the migrated template: (url, drop)."""
+def _new_database(template: str, folder: Path) -> tuple[str, str, Callable[[], None]]:
+    """A fresh database cloned from a template: (url, its own template id, drop). A template id is a file path
+    on SQLite and a database name on PostgreSQL."""
     if not PG_ADMIN_URL:
         path = folder / f"gridline-{next(_counter)}.db"
         shutil.copy(template, path)
-        return f"sqlite:///{path}", lambda: None
+        return f"sqlite:///{path}", str(path), lambda: None
     admin = sa_create_engine(db.normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     name = f"gridline_t_{os.getpid()}_{next(_counter)}"
     with admin.connect() as conn:
@@ -77,25 +76,24 @@ def _new_database(template: str, folder: Path) -> tuple[str, Callable[[], None]]
         admin.dispose()
 
     url = make_url(db.normalise_url(PG_ADMIN_URL)).set(database=name)
-    return url.render_as_string(hide_password=False), drop
+    return url.render_as_string(hide_password=False), name, drop
 
 
 @pytest.fixture
 def db_url(_template_url: str, tmp_path: Path) -> Iterator[str]:
     """URL of a fresh database at the newest schema, for this test alone."""
-    url, drop = _new_database(_template_url, tmp_path)
+    url, _, drop = _new_database(_template_url, tmp_path)
     yield url
     drop()
 
 
 @pytest.fixture(scope="session")
-def demo_db_url(_template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database with the default taxonomy and the demo city, loaded once through `gridline init --demo`.
-    Shared by the whole run: tests that use it must only read."""
+def _demo_template(_template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The default taxonomy and the demo city, loaded once through `gridline init --demo`; only ever cloned."""
     from admin.cli import main
 
     folder = tmp_path_factory.mktemp("demo")
-    url, drop = _new_database(_template_url, folder)
+    url, template, drop = _new_database(_template_url, folder)
     saved = {k: os.environ.get(k) for k in ("GRIDLINE_DATABASE_URL", "GRIDLINE_DATA_DIR")}
     os.environ.update(GRIDLINE_DATABASE_URL=url, GRIDLINE_DATA_DIR=str(folder / "var"))
     try:
@@ -106,6 +104,22 @@ def demo_db_url(_template_url: str, tmp_path_factory: pytest.TempPathFactory) ->
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    yield template
+    drop()
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(_demo_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One demo-city database shared by the whole run: tests that use it must only read."""
+    url, _, drop = _new_database(_demo_template, tmp_path_factory.mktemp("demo-shared"))
+    yield url
+    drop()
+
+
+@pytest.fixture
+def demo_url(_demo_template: str, tmp_path: Path) -> Iterator[str]:
+    """A demo-city database of this test's own, to change at will."""
+    url, _, drop = _new_database(_demo_template, tmp_path)
     yield url
     drop()
 

@@ -11,26 +11,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from admin.app import build_app
 from admin.runtime import Runtime
 from core import db
 from core.config import load_settings
 
 
-@pytest.fixture
-def demo_url(demo_db_url):
-    return demo_db_url
-
-
-async def test_healthz_reports_version_and_database(aiohttp_client, demo_url):
-    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+async def test_healthz_reports_version_and_database(aiohttp_client, demo_db_url):
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_db_url}))
     client = await aiohttp_client(build_app(runtime))
     resp = await client.get("/healthz")
     body = await resp.json()
     assert resp.status == 200 and body["status"] == "ok"
-    assert body["database"] == db.database_kind(demo_url) and body["version"] and body["schema"] == db.head_revision()
+    assert (
+        body["database"] == db.database_kind(demo_db_url) and body["version"] and body["schema"] == db.head_revision()
+    )
 
 
 async def test_healthz_on_an_empty_database_is_503(aiohttp_client, tmp_path):
@@ -39,8 +34,8 @@ async def test_healthz_on_an_empty_database_is_503(aiohttp_client, tmp_path):
     assert resp.status == 503 and (await resp.json())["status"] == "uninitialised"
 
 
-async def test_locate_api(aiohttp_client, demo_url):
-    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+async def test_locate_api(aiohttp_client, demo_db_url):
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_db_url}))
     client = await aiohttp_client(build_app(runtime))
     resp = await client.get("/api/v1/locate", params={"q": "人民路和解放路交叉口"})
     body = await resp.json()
@@ -88,10 +83,10 @@ def test_serve_answers_healthz_within_60_seconds(tmp_path):
         server.wait(timeout=10)
 
 
-async def test_map_page_draws_every_cell(aiohttp_client, demo_url):
+async def test_map_page_draws_every_cell(aiohttp_client, demo_db_url):
     from defusedxml import ElementTree
 
-    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_url}))
+    runtime = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_db_url}))
     resp = await (await aiohttp_client(build_app(runtime))).get("/map.svg")
     assert resp.status == 200 and resp.content_type == "image/svg+xml"
     svg = ElementTree.fromstring(await resp.text())
