@@ -76,4 +76,3 @@ def import_census(engine: Engine, departments: Path, components: Path) -> Census
         session.flush()
         session.add_all(comps)
     return result
-

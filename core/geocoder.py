@@ -264,8 +264,9 @@ class PlaceLocator:
         road = self.resolve_road(phrase.road)
         if road is None:
             return None
-        lines = self.gazetteer.roads.get(road[0]) or sorted(self.gazetteer.doors.get(road[0], []),
-                                                            key=lambda d: _number_key(d.number))
+        lines = self.gazetteer.roads.get(road[0]) or sorted(
+            self.gazetteer.doors.get(road[0], []), key=lambda d: _number_key(d.number)
+        )
         mid = lines[len(lines) // 2]
         return self._hit(phrase, mid.lon, mid.lat, "街巷", road[0], 0.4 * road[1] / 100, "仅识别到道路，定位到道路中点")
 

@@ -246,7 +246,10 @@ def show(engine: Engine, code: str) -> list[ItemView]:
 def labels(engine: Engine) -> list[Label]:
     """The 管理事项 as the classifier's label set (nlp knows nothing of our tables)."""
     with Session(engine) as session:
-        items = session.exec(select(TaxonomyItem).where(TaxonomyItem.kind == "matter")
-                             .order_by(TaxonomyItem.code)).all()
-    return [Label(code=i.code, name=i.name, major=i.major_code, component=i.component_code,
-                  keywords=tuple(i.keywords)) for i in items]
+        items = session.exec(
+            select(TaxonomyItem).where(TaxonomyItem.kind == "matter").order_by(TaxonomyItem.code)
+        ).all()
+    return [
+        Label(code=i.code, name=i.name, major=i.major_code, component=i.component_code, keywords=tuple(i.keywords))
+        for i in items
+    ]

@@ -88,7 +88,7 @@ def actor_for_token(engine: Engine, token: str) -> Actor | None:
         row = session.exec(
             select(AppUser)
             .join(ApiToken, ApiToken.user_id == AppUser.id)
-            .where(ApiToken.token_sha256 == _digest(token), ApiToken.revoked == False, AppUser.active)
+            .where(ApiToken.token_sha256 == _digest(token), ApiToken.revoked.is_(False), AppUser.active)
         ).first()
         return Actor.of(row) if row else None
 

@@ -179,3 +179,23 @@ def test_init_demo_leaves_an_existing_grid_alone(cli):
     assert code == 0 and json.loads(out)["demo"] is None
     code, out, _ = cli("locate", "--lonlat", "120.17,30.29", "--json")
     assert json.loads(out)["grid"]["code"].startswith("330105")
+
+
+def test_user_token_and_evaluate_verbs(cli, tmp_path):
+    cli("init")
+    code, out, _ = cli("user", "add", "wang", "--role", "shift_lead", "--json")
+    assert code == 0 and json.loads(out)["role"] == "shift_lead"
+    code, _, err = cli("user", "add", "wang", "--role", "shift_lead")
+    assert code == 2 and "已存在" in one_line_error(err)
+    code, _, err = cli("user", "add", "li", "--role", "department")
+    assert code == 2 and "--department" in one_line_error(err)
+    code, out, _ = cli("token", "create", "wang", "--json")
+    assert code == 0 and json.loads(out)["token"].startswith("gl_")
+    code, _, err = cli("token", "create", "nobody")
+    assert code == 2 and "不存在" in one_line_error(err)
+    code, out, _ = cli(
+        "evaluate", "--period", "2026-11", "--object", "dept", "--csv", str(tmp_path / "e.csv"), "--json"
+    )
+    assert code == 0 and json.loads(out) == [] and (tmp_path / "e.csv").exists()
+    code, _, err = cli("evaluate", "--period", "November", "--object", "dept")
+    assert code == 2 and "评价周期" in one_line_error(err)
