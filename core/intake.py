@@ -17,8 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.cases import SYSTEM, TERMINAL, CaseError, CaseLoop
-from core.crs import UnknownCRS, distance_m, parse_crs, to_wgs84
+from core.cases import SYSTEM, TERMINAL, CaseError, CaseLoop, allocate_number
+from core.crs import UnknownCRS, near_distance_m, parse_crs, to_wgs84
 from core.geocoder import GazetteerGeocoder, Located
 from core.models import CaseEvent, CaseFile, Report
 from nlp.classify import Classifier
@@ -144,6 +144,8 @@ class Intake:
 
     # --- the pipeline -----------------------------------------------------------------------------------------
     def process(self, report_id: int) -> Report:
+        """Run the steps not yet done, then record all their outcomes in one write. A crash in between leaves the
+        report without its case, which ``retry`` picks up."""
         with Session(self.engine) as session:
             report = session.get(Report, report_id)
         steps = dict(report.steps)
@@ -157,21 +159,17 @@ class Intake:
                 steps[name] = {"status": "failed", "error": exc.message}
             except Exception as exc:  # a step must never lose the report: record why and go on
                 steps[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
-            report.steps = steps
-            with Session(self.engine, expire_on_commit=False) as session:
-                session.execute(
-                    update(Report)
-                    .where(Report.id == report.id)
-                    .values(
-                        steps=steps,
-                        transcript=report.transcript,
-                        classification=report.classification,
-                        place=report.place,
-                    )
-                )
-                session.commit()
+        report.steps = steps
         with Session(self.engine) as session:
-            return session.get(Report, report_id)
+            session.execute(
+                update(Report)
+                .where(Report.id == report.id)
+                .values(
+                    steps=steps, transcript=report.transcript, classification=report.classification, place=report.place
+                )
+            )
+            session.commit()
+        return report
 
     def _step_transcribe(self, report: Report) -> tuple[str, str]:
         audio = [m for m in report.media if m.get("kind") == "audio"]
@@ -232,7 +230,7 @@ class Intake:
         box = rules.duplicate_radius_m / 90_000  # degrees, generous at these latitudes
         with Session(self.engine) as session:
             candidates = session.exec(
-                select(CaseFile).where(
+                select(CaseFile.id, CaseFile.number, CaseFile.lon, CaseFile.lat).where(
                     CaseFile.matter_code == code,
                     CaseFile.state.not_in(TERMINAL),
                     CaseFile.created_at >= since,
@@ -241,9 +239,9 @@ class Intake:
                 )
             ).all()
         near = [
-            (distance_m(c.lon, c.lat, place["lon"], place["lat"]), c.number)
-            for c in candidates
-            if c.lon is not None and c.id != report.case_id
+            (near_distance_m(lon, lat, place["lon"], place["lat"]), number)
+            for case_id, number, lon, lat in candidates
+            if lon is not None and case_id != report.case_id
         ]
         near = [n for n in near if n[0] <= rules.duplicate_radius_m]
         place["duplicate_of"] = min(near)[1] if near else None
@@ -258,8 +256,6 @@ class Intake:
         grid = place.get("grid") or {}
         at = self.loop.clock()
         with Session(self.engine, expire_on_commit=False) as session:
-            from core.cases import allocate_number
-
             code = cls.get("code") if cls.get("decision") != "out_of_scope" else None
             matter = self.loop._matter_values(session, code) if code else {}
             case = CaseFile(
@@ -312,3 +308,4 @@ class Intake:
         if code and threshold and cls.get("decision") == "auto" and top >= threshold:
             self.loop.act(case.number, "accept", SYSTEM, {"note": f"置信度 {top:.2f}，按配置自动受理"})
         return "ok", case.number
+
