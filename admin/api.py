@@ -285,17 +285,7 @@ async def evaluation(request: web.Request) -> web.Response:
         {
             "period": q.get("period"),
             "object": kind,
-            "rows": [
-                {
-                    "object": r.object_code,
-                    "name": r.object_name,
-                    "role": r.role,
-                    "score": r.score,
-                    "grade": r.grade,
-                    "indicators": r.indicators,
-                }
-                for r in rows
-            ],
+            "rows": [r.as_dict() for r in rows],
         }
     )
 

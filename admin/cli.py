@@ -282,17 +282,7 @@ class Cli:
             raise UsageError(f"evaluate: {exc}") from None
         if self.args.csv:
             evaluation.write_csv(rows, Path(self.args.csv))
-        data = [
-            {
-                "object": r.object_code,
-                "name": r.object_name,
-                "role": r.role,
-                "score": r.score,
-                "grade": r.grade,
-                "indicators": r.indicators,
-            }
-            for r in rows
-        ]
+        data = [r.as_dict() for r in rows]
 
         def text() -> None:
             from rich.table import Table

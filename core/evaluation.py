@@ -55,6 +55,16 @@ class Row:
     score: float
     grade: str
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "object": self.object_code,
+            "name": self.object_name,
+            "role": self.role,
+            "score": self.score,
+            "grade": self.grade,
+            "indicators": self.indicators,
+        }
+
 
 def parse_period(period: str) -> tuple[datetime, datetime]:
     """``2026-11`` (a month) or ``2026-11-01..2026-11-15`` (inclusive dates), in Beijing time."""
