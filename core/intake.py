@@ -308,4 +308,3 @@ class Intake:
         if code and threshold and cls.get("decision") == "auto" and top >= threshold:
             self.loop.act(case.number, "accept", SYSTEM, {"note": f"置信度 {top:.2f}，按配置自动受理"})
         return "ok", case.number
-
