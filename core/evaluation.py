@@ -1,19 +1,39 @@
 """综合评价 (CJ/T 292, standards.md §5): indicators, 综合指标值 and grade for 部门, 区域 and 岗位 over a period.
 
-Formulas and weights follow the implementation quoted in standards.md §5 (the standard's own tables were not
-found), with its evident slips corrected and said so where they are. Rates are percentages rounded to 0.1; a rate
-whose denominator is zero is None and scores 100 (nothing was asked of the object, so nothing went wrong). Counts
-score by bands. All weights and bands are the ``Weights`` defaults, which a centre may override.
+The standard's own tables were not found; formulas, weights and bands follow the implementation quoted in
+standards.md §5, with its evident slips corrected where they are said to be. All weights, bands and grade bounds are
+the ``Weights`` defaults, which a centre may override.
+
+Rules common to every object, so that the figures can be recomputed by hand:
+
+- Period: a month ``2026-11`` or inclusive dates ``2026-11-01..2026-11-15``, in Beijing time (Asia/Shanghai). An
+  action counts in the period when its event's time lies in [first day 00:00, day after the last 00:00).
+- As known at the end of the period: the history of every case touched in the period is read up to the period's end
+  and no further, so a month's figures do not change when they are recomputed later (a dispatch in the period that
+  is undone after it still counts as accurate for that period).
+- On time: an action is on time unless its event says ``on_time`` False. ``None`` (the stage had no clock) counts
+  as on time, because nothing without a limit can be late.
+- Rates are percentages 0–100 rounded 四舍五入 to 0.1. A rate whose denominator is zero is None; in the
+  综合指标值 a None "good" rate (处置率, 按时…率, 结案率, 准确…率, 有效上报率, 监督举报率) scores 100 and a None
+  "bad" rate (返工率, 漏报率) counts as 0, so 100 − rate scores 100 too: nothing was asked of the object, so
+  nothing went wrong. Counts score through their bands, where 0 is a count like any other (0 受理 scores 0,
+  0 派遣 to a department scores 100).
+- 综合指标值 = the weighted sum of the rounded values shown, rounded 四舍五入 to 0.1; the grade is read from it.
+- An object gets a row only if something of it happened in the period (no row for an idle department or region;
+  for 岗位, one row per user and role that acted, plus 监督员 whose reports or whose grid's 立案 fall in it).
+- Actions of the system (auto-accept, auto-dispatch: no user) count for departments and regions, for no 岗位.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -21,37 +41,78 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core.models import AppUser, CaseEvent, CaseFile, Department, Region, Report
+from core.models import AppUser, CaseEvent, CaseFile, Department, GridCell, Region, Report
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 Kind = Literal["dept", "region", "post"]
-LEVELS = {"street": 9, "community": 12, "grid": 15}
-Bands = tuple[tuple[float, float], ...]  # (upper bound inclusive, score), ascending; above the last: 0
+LEVELS = {"street": 9, "community": 12, "grid": 15}  # code prefix length of CaseFile.grid_code per level
+ROLE_NAMES = {"collector": "监督员", "operator": "受理员", "shift_lead": "值班长", "dispatcher": "派遣员"}
+DISPATCH = frozenset({"dispatch", "redispatch"})
+ACCEPT = frozenset({"accept", "send_verify", "reject", "merge"})  # every way out of 待受理
+VERIFY = frozenset({"verify", "self_handle"})  # every way out of 待核实
+Value = float | int | None
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The score of a count: that of the first step whose upper bound (inclusive) holds it, else ``above``."""
+
+    steps: tuple[tuple[int, float], ...]
+    above: float = 0.0
+
+    def score(self, count: int) -> float:
+        for upper, value in self.steps:
+            if count <= upper:
+                return value
+        return self.above
+
+
+# 受理数分值 (standards.md §5): ≤100 → 0, 101–300 → 40, 301–500 → 60, 501–1200 → 75, 1201–2000 → 90, ≥2001 → 100
+WORKLOAD_BANDS = Bands(((100, 0), (300, 40), (500, 60), (1200, 75), (2000, 90)), above=100)
 
 
 @dataclass(frozen=True)
 class Weights:
-    # 部门: 派遣数分值 10 %, 处置率 30 %, 按时处置率 30 %, (100 − 返工率) 30 %
+    """Weights (fractions, in the order of each formula) and bands of the 综合指标值; the defaults are §5's."""
+
+    # 部门: 派遣数分值 ×10 % + 处置率 ×30 % + 按时处置率 ×30 % + (100 − 返工率) ×30 %
     dept: tuple[float, float, float, float] = (0.10, 0.30, 0.30, 0.30)
-    dept_bands: Bands = ((50, 100), (100, 90), (200, 75), (500, 60), (1000, 40))
-    # 区域: 监督举报率 10 %, 立案数分值 20 %, 结案率 30 %, 按期结案率 40 %
-    # (the source's weights summed to 70 %; the last one was evidently meant to be 40 %)
+    # 派遣数分值 on 应处置数: ≤50 → 100, ≤100 → 90, ≤200 → 75, ≤500 → 60, ≤1000 → 40, more → 0
+    dept_bands: Bands = Bands(((50, 100), (100, 90), (200, 75), (500, 60), (1000, 40)), above=0)
+    # 区域: 监督举报率 ×10 % + 立案数分值 ×20 % + 结案率 ×30 % + 按期结案率 ×40 %. standards.md notes that the
+    # implementation it quotes has 10 % for the last, so its weights sum to 70 %; 40 % is the inferred intent.
     region: tuple[float, float, float, float] = (0.10, 0.20, 0.30, 0.40)
-    region_bands_a: Bands = ((0, 100), (2, 90), (4, 75), (6, 60), (8, 40))  # 一类区域
-    region_bands_b: Bands = ((0, 100), (3, 90), (5, 75), (7, 60), (9, 40))  # 二类区域
+    # 立案数分值, 一类区域: 0 → 100, 1–2 → 90, 3–4 → 75, 5–6 → 60, 7–8 → 40, ≥9 → 0
+    region_bands_a: Bands = Bands(((0, 100), (2, 90), (4, 75), (6, 60), (8, 40)), above=0)
+    # 立案数分值, 二类区域: 0 → 100, 1–3 → 90, 4–5 → 75, 6–7 → 60, 8–9 → 40, ≥10 → 0
+    region_bands_b: Bands = Bands(((0, 100), (3, 90), (5, 75), (7, 60), (9, 40)), above=0)
+    # 监督员: 有效上报率 ×40 % + (100 − 漏报率) ×20 % + 按时核实率 ×20 % + 按时核查率 ×20 %
     collector: tuple[float, float, float, float] = (0.40, 0.20, 0.20, 0.20)
+    # 受理员: 受理数分值 ×25 % + 核实按时派发率 ×40 % + 核查按时派发率 ×35 %
     operator: tuple[float, float, float] = (0.25, 0.40, 0.35)
-    count_bands: Bands = ((100, 0), (300, 40), (500, 60), (1200, 75), (2000, 90))  # 受理数分值; above: 100
+    operator_bands: Bands = WORKLOAD_BANDS
+    # 值班长: 按时立案率 ×25 % + 准确立案率 ×40 % + 按时结案率 ×35 % (the quoted code applies 25 % twice: a slip)
     shift_lead: tuple[float, float, float] = (0.25, 0.40, 0.35)
+    # 派遣员: 派遣数分值 ×20 % + 按时派遣率 ×40 % + 准确派遣率 ×40 %
     dispatcher: tuple[float, float, float] = (0.20, 0.40, 0.40)
+    # §5 gives no 派遣数分值 bands for 派遣员; a workload count like 受理数, so the same bands (inferred)
+    dispatcher_bands: Bands = WORKLOAD_BANDS
+    # grade: the first whose lower bound (inclusive) the score reaches, else the last: A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40
+    grades: tuple[tuple[float, str], ...] = ((90, "A"), (75, "B"), (60, "C"), (40, "D"))
+    lowest_grade: str = "E"
+
+    def grade(self, score: float) -> str:
+        return next((g for bound, g in self.grades if score >= bound), self.lowest_grade)
 
 
 @dataclass(frozen=True)
 class Row:
+    """One evaluated object; ``role`` is the 岗位's role code for kind "post" and empty otherwise."""
+
     object_code: str
     object_name: str
     role: str
-    indicators: dict[str, float | int | None]
+    indicators: dict[str, Value]
     score: float
     grade: str
 
@@ -67,266 +128,355 @@ class Row:
 
 
 def parse_period(period: str) -> tuple[datetime, datetime]:
-    """``2026-11`` (a month) or ``2026-11-01..2026-11-15`` (inclusive dates), in Beijing time."""
-    if m := re.fullmatch(r"(\d{4})-(\d{2})", period.strip()):
-        year, month = int(m[1]), int(m[2])
-        if not 1 <= month <= 12:
-            raise ValueError(f"评价周期 {period!r} 的月份无效")
-        first = date(year, month, 1)
-        nxt = date(year + month // 12, month % 12 + 1, 1)
-    elif m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", period.strip()):
-        try:
+    """``2026-11`` (a month) or ``2026-11-01..2026-11-15`` (inclusive dates) → [start, end) in Beijing time."""
+    text = period.strip() if isinstance(period, str) else ""
+    usage = "应为月份 2026-11 或日期范围 2026-11-01..2026-11-15（含首尾两日）"
+    try:
+        if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
+            first = date(int(m[1]), int(m[2]), 1)
+            after = (first + timedelta(days=32)).replace(day=1)
+        elif m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", text):
             first, last = date.fromisoformat(m[1]), date.fromisoformat(m[2])
-        except ValueError:
-            raise ValueError(f"评价周期 {period!r} 的日期无效") from None
-        if last < first:
-            raise ValueError(f"评价周期 {period!r} 的结束早于开始")
-        nxt = last + timedelta(days=1)
-    else:
-        raise ValueError(f"评价周期 {period!r} 应为 2026-11 或 2026-11-01..2026-11-15")
-    return datetime.combine(first, datetime.min.time(), LOCAL), datetime.combine(nxt, datetime.min.time(), LOCAL)
+            after = last + timedelta(days=1)
+        else:
+            raise ValueError(period)
+    except (ValueError, OverflowError):
+        raise ValueError(f"评价周期 {period!r} 无效：{usage}") from None
+    if after <= first:
+        raise ValueError(f"评价周期 {period!r} 的结束日期早于开始日期")
+    midnight = datetime.min.time()
+    return datetime.combine(first, midnight, LOCAL), datetime.combine(after, midnight, LOCAL)
+
+
+def round1(value: float) -> float:
+    """四舍五入 to 0.1 after shedding float noise (75 × 0.35 is 26.249999…), so 73.25 shows as 73.3."""
+    return float(Decimal(repr(round(value, 9))).quantize(Decimal("0.1"), ROUND_HALF_UP))
 
 
 def rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 1) if whole else None
+    """part / whole as a percentage; None when there was nothing to measure."""
+    return round1(100.0 * part / whole) if whole else None
 
 
-def band(value: float, bands: Bands, above: float = 0.0) -> float:
-    for upper, score in bands:
-        if value <= upper:
-            return score
-    return above
-
-
-def grade(score: float) -> str:
-    return "A" if score >= 90 else "B" if score >= 75 else "C" if score >= 60 else "D" if score >= 40 else "E"
-
-
-def _s(value: float | None) -> float:
+def _good(value: float | None) -> float:
     return 100.0 if value is None else value
 
 
-def _row(code: str, name: str, role: str, indicators: dict[str, Any], parts: Sequence[tuple[float, float]]) -> Row:
-    score = round(sum(w * v for w, v in parts), 1)
-    return Row(code, name, role, indicators, score, grade(score))
+def _bad(value: float | None) -> float:
+    return 100.0 - (value or 0.0)
+
+
+def _on_time(event: CaseEvent) -> bool:
+    return event.on_time is not False
+
+
+def _row(
+    code: str,
+    name: str,
+    role: str,
+    ind: dict[str, Value],
+    weights: Sequence[float],
+    values: Sequence[float],
+    w: Weights,
+) -> Row:
+    score = round1(sum(k * v for k, v in zip(weights, values, strict=True)))
+    return Row(code, name, role, ind, score, w.grade(score))
 
 
 @dataclass
 class _Data:
-    events: list[CaseEvent]
+    """What one evaluation reads: the period and the histories (up to its end) of the cases touched in it."""
+
+    start: datetime
+    end: datetime
     cases: dict[int, CaseFile]
+    history: dict[int, list[CaseEvent]]
     reports: list[Report] = field(default_factory=list)
 
+    def within(self, event: CaseEvent) -> bool:
+        return self.start <= event.at < self.end
 
-def _load(engine: Engine, start: datetime, end: datetime) -> _Data:
-    with Session(engine) as session:
-        events = list(
-            session.exec(
-                select(CaseEvent)
-                .where(CaseEvent.at >= start, CaseEvent.at < end)
-                .order_by(CaseEvent.case_id, CaseEvent.seq)
-            ).all()
-        )
-        ids = {e.case_id for e in events}
-        cases = {c.id: c for c in session.exec(select(CaseFile).where(CaseFile.id.in_(ids))).all()} if ids else {}
+    def in_period(self) -> Iterator[CaseEvent]:
+        for events in self.history.values():
+            yield from (e for e in events if self.within(e))
+
+
+def _load(session: Session, start: datetime, end: datetime, with_reports: bool) -> _Data:
+    """Three queries: the touched cases, their events before the end, and (for 岗位) the collectors' reports."""
+    touched = select(CaseEvent.case_id).where(CaseEvent.at >= start, CaseEvent.at < end).distinct()
+    events = session.exec(
+        select(CaseEvent)
+        .where(CaseEvent.case_id.in_(touched), CaseEvent.at < end)
+        .order_by(CaseEvent.case_id, CaseEvent.seq)
+    ).all()
+    history: dict[int, list[CaseEvent]] = defaultdict(list)
+    for e in events:
+        history[e.case_id].append(e)
+    cases = {c.id: c for c in session.exec(select(CaseFile).where(CaseFile.id.in_(touched))).all()}
+    reports: list[Report] = []
+    if with_reports:
         reports = list(
             session.exec(
                 select(Report).where(
-                    Report.received_at >= start, Report.received_at < end, Report.channel == "collector"
+                    Report.channel == "collector", Report.received_at >= start, Report.received_at < end
                 )
             ).all()
         )
-    return _Data(events, cases, reports)
+    return _Data(start, end, cases, dict(history), reports)
 
 
 def evaluate(
     engine: Engine, period: str, kind: Kind, level: str = "street", weights: Weights | None = None
 ) -> list[Row]:
+    """Indicators, 综合指标值 and grade of every department, region (at ``level``) or 岗位 active in ``period``.
+    Raises ValueError, naming the bad value, for a bad period, kind or level."""
     start, end = parse_period(period)
     if kind not in ("dept", "region", "post"):
         raise ValueError(f"评价对象 {kind!r} 应为 dept、region 或 post")
     if level not in LEVELS:
         raise ValueError(f"区域层级 {level!r} 应为 grid、community 或 street")
-    data = _load(engine, start, end)
     w = weights or Weights()
-    if kind == "dept":
-        return _departments(engine, data, w)
-    if kind == "region":
-        return _regions(engine, data, w, LEVELS[level])
-    return _posts(engine, data, w)
-
-
-def _departments(engine: Engine, data: _Data, w: Weights) -> list[Row]:
     with Session(engine) as session:
-        names = {d.code: d.name for d in session.exec(select(Department)).all()}
-    acc: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"dispatched": set(), "done": set(), "on_time": 0, "late": 0, "rework": 0, "extended": 0}
-    )
-    for e in data.events:
-        d = e.department_code
-        if not d:
+        data = _load(session, start, end, with_reports=kind == "post")
+        if kind == "dept":
+            return _departments(session, data, w)
+        if kind == "region":
+            return _regions(session, data, w, LEVELS[level])
+        return _posts(session, data, w)
+
+
+@dataclass
+class _DeptTally:
+    owed: set[int] = field(default_factory=set)
+    done: set[int] = field(default_factory=set)
+    on_time: int = 0
+    late: int = 0
+    rework: int = 0
+    extended: int = 0
+
+
+def _departments(session: Session, data: _Data, w: Weights) -> list[Row]:
+    """专业部门, from the events' department_code (the department the case was with, or was dispatched to):
+
+    应处置数 = distinct cases dispatched (or redispatched) to it in the period, plus cases dispatched earlier that
+    it completed in the period (so 处置率 cannot pass 100); 处置数 = distinct cases it completed (处置完成);
+    按时/超时处置数 count its completions (a case sent back by 返工 is completed again, on a fresh clock);
+    返工数 = 核查 failed (passed false) of its work; 延期数 = 延期 approved to it.
+    处置率 = 处置数 / 应处置数; 按时处置率 = 按时处置数 / completions; 返工率 = 返工数 / completions;
+    延期率 = 延期数 / 应处置数. 派遣数分值 is the band of 应处置数. A case returned (回退) or redispatched away
+    still counts in the first department's 应处置数, as the standard's 应处置 does.
+    """
+    tallies: dict[str, _DeptTally] = defaultdict(_DeptTally)
+    for e in data.in_period():
+        if not e.department_code:
             continue
-        a = acc[d]
-        if e.action in ("dispatch", "redispatch"):
-            a["dispatched"].add(e.case_id)
+        t = tallies[e.department_code]
+        if e.action in DISPATCH:
+            t.owed.add(e.case_id)
         elif e.action == "complete":
-            a["done"].add(e.case_id)
-            a["on_time" if e.on_time is not False else "late"] += 1
+            t.owed.add(e.case_id)
+            t.done.add(e.case_id)
+            if _on_time(e):
+                t.on_time += 1
+            else:
+                t.late += 1
         elif e.action == "check" and e.data.get("passed") is False:
-            a["rework"] += 1
+            t.rework += 1
         elif e.action == "approve" and e.data.get("approved") == "延期":
-            a["extended"] += 1
+            t.extended += 1
+    names = {d.code: d.name for d in session.exec(select(Department)).all()}
     rows = []
-    for code, a in sorted(acc.items()):
-        dispatched, done = len(a["dispatched"]), len(a["done"])
-        completes = a["on_time"] + a["late"]
-        ind = {
-            "应处置数": dispatched,
+    for code, t in sorted(tallies.items()):
+        owed, done, completions = len(t.owed), len(t.done), t.on_time + t.late
+        ind: dict[str, Value] = {
+            "应处置数": owed,
             "处置数": done,
-            "按时处置数": a["on_time"],
-            "超时处置数": a["late"],
-            "返工数": a["rework"],
-            "延期数": a["extended"],
-            "处置率": rate(done, dispatched),
-            "按时处置率": rate(a["on_time"], completes),
-            "返工率": rate(a["rework"], completes),
-            "延期率": rate(a["extended"], dispatched),
+            "按时处置数": t.on_time,
+            "超时处置数": t.late,
+            "返工数": t.rework,
+            "延期数": t.extended,
+            "处置率": rate(done, owed),
+            "按时处置率": rate(t.on_time, completions),
+            "返工率": rate(t.rework, completions),
+            "延期率": rate(t.extended, owed),
+            "派遣数分值": w.dept_bands.score(owed),
         }
-        rework = ind["返工率"] or 0.0
-        parts = zip(
-            w.dept,
-            (band(dispatched, w.dept_bands), _s(ind["处置率"]), _s(ind["按时处置率"]), 100 - rework),
-            strict=True,
-        )
-        rows.append(_row(code, names.get(code, code), "专业部门", ind, list(parts)))
+        values = (ind["派遣数分值"], _good(ind["处置率"]), _good(ind["按时处置率"]), _bad(ind["返工率"]))
+        rows.append(_row(code, names.get(code, code), "", ind, w.dept, values, w))
     return rows
 
 
-def _regions(engine: Engine, data: _Data, w: Weights, size: int) -> list[Row]:
-    with Session(engine) as session:
-        names = {r.code: r.name for r in session.exec(select(Region)).all()}
-    acc: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"filed": set(), "closed": 0, "closed_on_time": 0, "not_public": 0, "classes": []}
-    )
-    last_complete: dict[int, bool | None] = {}
-    for e in data.events:
+@dataclass
+class _RegionTally:
+    filed: set[int] = field(default_factory=set)
+    closed: set[int] = field(default_factory=set)
+
+
+def _regions(session: Session, data: _Data, w: Weights, size: int) -> list[Row]:
+    """区域 = the first ``size`` characters of the case's grid code (street 9, community 12, grid cell 15):
+
+    立案数 = cases 立案 in the period; 结案数 = cases 结案 in the period that had been 立案 (自处理 cases never
+    were); 应结案数 = cases 立案 or 结案 in the period (those filed earlier and closed now were owed too);
+    按期结案数 = cases 结案 whose every 处置完成 was on time. 结案率, 按期结案率 are over 应结案数;
+    监督举报率 = 立案 cases that were not public reports (found by 监督员) / 立案数.
+    A region scores 立案数 on the 一类区域 bands when more than half of its counted (应结案) cases lie in class A
+    cells, else (ties included) on the 二类 bands: a region mixing classes is judged by the bulk of its cases.
+    """
+    filed_ever = {cid for cid, events in data.history.items() if any(e.action == "file" for e in events)}
+    tallies: dict[str, _RegionTally] = defaultdict(_RegionTally)
+    for e in data.in_period():
         case = data.cases.get(e.case_id)
         if case is None or not case.grid_code:
             continue
-        a = acc[case.grid_code[:size]]
-        if e.action == "complete":
-            last_complete[e.case_id] = e.on_time
-        elif e.action == "file":
-            a["filed"].add(e.case_id)
-            a["not_public"] += not case.public
-            a["classes"].append(case.area_class)
-        elif e.action == "close":
-            a["closed"] += 1
-            a["closed_on_time"] += last_complete.get(e.case_id) is not False
+        if e.action == "file":
+            tallies[case.grid_code[:size]].filed.add(e.case_id)
+        elif e.action == "close" and e.case_id in filed_ever:
+            tallies[case.grid_code[:size]].closed.add(e.case_id)
+    if size == LEVELS["grid"]:
+        names = {g.code: g.name for g in session.exec(select(GridCell).where(GridCell.code.in_(list(tallies))))}
+    else:
+        names = {r.code: r.name for r in session.exec(select(Region).where(Region.code.in_(list(tallies))))}
     rows = []
-    for code, a in sorted(acc.items()):
-        filed = len(a["filed"])
-        if not filed and not a["closed"]:
-            continue
-        owed = max(filed, a["closed"])
-        first_class = a["classes"].count("A") * 2 > len(a["classes"])  # majority of its cases in 一类 (A) cells
-        ind = {
+    for code, t in sorted(tallies.items()):
+        owed = t.filed | t.closed
+        timely = [cid for cid in t.closed if all(_on_time(e) for e in data.history[cid] if e.action == "complete")]
+        first_class = 2 * sum(data.cases[cid].area_class == "A" for cid in owed) > len(owed)
+        filed = len(t.filed)
+        ind: dict[str, Value] = {
             "立案数": filed,
-            "结案数": a["closed"],
-            "应结案数": owed,
-            "按期结案数": a["closed_on_time"],
-            "结案率": rate(a["closed"], owed),
-            "按期结案率": rate(a["closed_on_time"], owed),
-            "监督举报率": rate(a["not_public"], filed),
-            "区域类别": "一类" if first_class else "二类",
+            "结案数": len(t.closed),
+            "应结案数": len(owed),
+            "按期结案数": len(timely),
+            "结案率": rate(len(t.closed), len(owed)),
+            "按期结案率": rate(len(timely), len(owed)),
+            "监督举报率": rate(sum(not data.cases[cid].public for cid in t.filed), filed),
+            "一类区域": int(first_class),
+            "立案数分值": (w.region_bands_a if first_class else w.region_bands_b).score(filed),
         }
-        filed_score = band(filed, w.region_bands_a if first_class else w.region_bands_b)
-        parts = zip(
-            w.region, (_s(ind["监督举报率"]), filed_score, _s(ind["结案率"]), _s(ind["按期结案率"])), strict=True
-        )
-        rows.append(_row(code, names.get(code, code), "区域", ind, list(parts)))
+        values = (_good(ind["监督举报率"]), ind["立案数分值"], _good(ind["结案率"]), _good(ind["按期结案率"]))
+        rows.append(_row(code, names.get(code) or code, "", ind, w.region, values, w))
     return rows
 
 
-def _posts(engine: Engine, data: _Data, w: Weights) -> list[Row]:
-    with Session(engine) as session:
-        people = {u.id: u for u in session.exec(select(AppUser)).all()}
-    by_user: dict[int, list[CaseEvent]] = defaultdict(list)
-    for e in data.events:
-        if e.user_id is not None:
-            by_user[e.user_id].append(e)
-    filed_cases = {e.case_id for e in data.events if e.action == "file"}
-    decided = {e.case_id for e in data.events if e.action in ("file", "void")}
-    returned = {e.case_id for e in data.events if e.action == "approve" and e.data.get("approved") == "回退"}
+def _posts(session: Session, data: _Data, w: Weights) -> list[Row]:
+    """岗位: one row per (user, role) that acted in the period, from the events' user_id and role.
+
+    监督员: 上报数 = its reports (Report channel "collector", sender = its user name) received in the period;
+    有效上报数 = those whose case was 立案 or 作废 by the period's end (§5: "立案+作废"); 漏报数 = public reports
+    立案 in the period in its grid (CaseFile.collector_id); 漏报率 = 漏报数 / all cases 立案 in its grid;
+    按时核实率 over its 核实 (verify, self_handle); 按时核查率 over its 核查 (check).
+    受理员: 受理数 = accept + send_verify + reject + merge; 按时受理率. §5 scores 核实按时派发率 and 核查按时派发率;
+    Gridline has no 核查派发 step (a completed case goes back to its grid's 监督员 by itself), and 发核实
+    (send_verify) leaves the same 受理 clock as every other 受理 action, so 按时受理率 stands for both.
+    值班长: 立案数, 作废数, 按时立案率; 准确立案率 = (立案数 − 作废数) / 立案数 as §5 has it, floored at 0 (None
+    without 立案). In Gridline 作废 is the decision not to file a case waiting for 立案 (state 待立案), so this
+    lowers the rate of a lead who voids bad reports; 按时结案率 over its 结案.
+    派遣员: 派遣数 = dispatch + redispatch; 按时派遣率 over its dispatches from 待派遣 only (a redispatch leaves the
+    department's 处置 clock, not a 派遣 clock); 准确派遣数 = its dispatches after which the case was not sent on
+    to another department (returned and dispatched elsewhere, or redispatched) before the period's end.
+    """
+    users = {u.id: u for u in session.exec(select(AppUser)).all()}
+    by_name = {u.name: u.id for u in users.values()}
+    acts: dict[tuple[int, str], list[CaseEvent]] = defaultdict(list)
+    for e in data.in_period():
+        if e.user_id in users and e.role in ROLE_NAMES:
+            acts[(e.user_id, e.role)].append(e)
+    reports: dict[int, list[Report]] = defaultdict(list)
+    for r in data.reports:
+        if r.sender in by_name:
+            reports[by_name[r.sender]].append(r)
+    decided = {cid for cid, evs in data.history.items() if any(e.action in ("file", "void") for e in evs)}
+    grid_filed: dict[int, list[CaseFile]] = defaultdict(list)
+    for cid in {e.case_id for e in data.in_period() if e.action == "file"}:
+        case = data.cases.get(cid)
+        if case is not None and case.collector_id in users:
+            grid_filed[case.collector_id].append(case)
+    undone: set[int] = set()  # dispatch events after which the case went on to another department
+    for events in data.history.values():
+        sends = [e for e in events if e.action in DISPATCH]
+        for sent, nxt in itertools.pairwise(sends):
+            if _dept(nxt) != _dept(sent):
+                undone.add(sent.id)
+
+    keys = set(acts) | {(uid, "collector") for uid in (*reports, *grid_filed)}
+    order = list(ROLE_NAMES)
     rows = []
-    for uid, user in sorted(people.items()):
-        events = by_user.get(uid, [])
+    for uid, role in sorted(keys, key=lambda k: (order.index(k[1]), users[k[0]].name)):
+        mine = acts.get((uid, role), [])
 
-        def count(*actions: str, on_time: bool | None = None, evs: list[CaseEvent] = events) -> int:
-            return sum(e.action in actions and (on_time is None or e.on_time is not False) for e in evs)
+        def done(names: frozenset[str] | set[str], evs: list[CaseEvent] = mine) -> list[CaseEvent]:
+            return [e for e in evs if e.action in names]
 
-        if user.role == "collector":
-            mine = [r for r in data.reports if r.sender == user.name]
-            valid = sum(r.case_id in decided for r in mine)
-            missed = sum(1 for c in data.cases.values() if c.public and c.collector_id == uid and c.id in filed_cases)
-            ind = {
-                "上报数": len(mine),
+        def timely(evs: list[CaseEvent]) -> int:
+            return sum(_on_time(e) for e in evs)
+
+        if role == "collector":
+            sent_in = reports.get(uid, [])
+            valid = sum(r.case_id in decided for r in sent_in)
+            grid = grid_filed.get(uid, [])
+            missed = sum(c.public for c in grid)
+            verifies, checks = done(VERIFY), done({"check"})
+            ind: dict[str, Value] = {
+                "上报数": len(sent_in),
                 "有效上报数": valid,
+                "有效上报率": rate(valid, len(sent_in)),
                 "漏报数": missed,
-                "有效上报率": rate(valid, len(mine)),
-                "漏报率": rate(missed, missed + valid),
-                "按时核实率": rate(count("verify", on_time=True), count("verify")),
-                "按时核查率": rate(count("check", on_time=True), count("check")),
+                "漏报率": rate(missed, len(grid)),
+                "核实数": len(verifies),
+                "按时核实率": rate(timely(verifies), len(verifies)),
+                "核查数": len(checks),
+                "按时核查率": rate(timely(checks), len(checks)),
             }
-            values = (_s(ind["有效上报率"]), 100 - (ind["漏报率"] or 0.0), _s(ind["按时核实率"]), _s(ind["按时核查率"]))
-            parts = zip(w.collector, values, strict=True)
-        elif user.role == "operator":
-            acts = ("accept", "send_verify", "reject", "merge")
-            on_time = rate(count(*acts, on_time=True), count(*acts))
-            # Gridline has no separate 核查派发 step: the on-time rate of 受理 stands for both dispatch rates
-            ind = {"受理数": count(*acts), "按时受理率": on_time}
-            parts = zip(w.operator, (band(count(*acts), w.count_bands, 100), _s(on_time), _s(on_time)), strict=True)
-        elif user.role == "shift_lead":
-            filed, voided = count("file"), count("void")
-            # (立案 − 作废) / 立案 can go below zero when 作废 are of other cases; 立案 / (立案 + 作废) cannot
+            weights: Sequence[float] = w.collector
+            values = [_good(ind["有效上报率"]), _bad(ind["漏报率"]), _good(ind["按时核实率"]), _good(ind["按时核查率"])]
+        elif role == "operator":
+            accepted = done(ACCEPT)
+            on_time = rate(timely(accepted), len(accepted))
+            ind = {"受理数": len(accepted), "按时受理率": on_time, "受理数分值": w.operator_bands.score(len(accepted))}
+            weights = w.operator
+            values = [ind["受理数分值"], _good(on_time), _good(on_time)]
+        elif role == "shift_lead":
+            filed, voided, closed = done({"file"}), len(done({"void"})), done({"close"})
             ind = {
-                "立案数": filed,
+                "立案数": len(filed),
                 "作废数": voided,
-                "按时立案率": rate(count("file", on_time=True), filed),
-                "准确立案率": rate(filed, filed + voided),
-                "按时结案率": rate(count("close", on_time=True), count("close")),
+                "按时立案率": rate(timely(filed), len(filed)),
+                "准确立案率": rate(max(len(filed) - voided, 0), len(filed)),
+                "结案数": len(closed),
+                "按时结案率": rate(timely(closed), len(closed)),
             }
-            parts = zip(
-                w.shift_lead, (_s(ind["按时立案率"]), _s(ind["准确立案率"]), _s(ind["按时结案率"])), strict=True
-            )
-        elif user.role == "dispatcher":
-            sent = [e for e in events if e.action in ("dispatch", "redispatch")]
-            accurate = sum(e.case_id not in returned and e.action == "dispatch" for e in sent)
+            weights = w.shift_lead
+            values = [_good(ind["按时立案率"]), _good(ind["准确立案率"]), _good(ind["按时结案率"])]
+        else:
+            sent = done(DISPATCH)
+            first = done({"dispatch"})
+            accurate = sum(e.id not in undone for e in sent)
             ind = {
                 "派遣数": len(sent),
-                "按时派遣率": rate(sum(e.on_time is not False for e in sent), len(sent)),
+                "准确派遣数": accurate,
+                "按时派遣率": rate(timely(first), len(first)),
                 "准确派遣率": rate(accurate, len(sent)),
+                "派遣数分值": w.dispatcher_bands.score(len(sent)),
             }
-            parts = zip(
-                w.dispatcher,
-                (band(len(sent), w.count_bands, 100), _s(ind["按时派遣率"]), _s(ind["准确派遣率"])),
-                strict=True,
-            )
-        else:
-            continue
-        if not events and not (user.role == "collector" and any(ind.values())):
-            continue
-        rows.append(_row(str(uid), user.name, user.role, ind, list(parts)))
+            weights = w.dispatcher
+            values = [ind["派遣数分值"], _good(ind["按时派遣率"]), _good(ind["准确派遣率"])]
+        rows.append(_row(str(uid), users[uid].name, role, ind, weights, values, w))
     return rows
 
 
-def write_csv(rows: Sequence[Row], path: Path) -> None:
-    """UTF-8 with BOM so that Excel opens the Chinese headers as they are."""
+def _dept(event: CaseEvent) -> str | None:
+    return event.department_code or event.data.get("department")
+
+
+def write_csv(rows: Sequence[Row], path: str | Path) -> None:
+    """UTF-8 with BOM so that Excel opens the Chinese headers as they are; a 岗位 column for 岗位 rows only,
+    one column per indicator met in any row (blank where a row has no such indicator, or its rate is None)."""
     names = list(dict.fromkeys(k for r in rows for k in r.indicators))
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
+    posts = any(r.role for r in rows)
+    with Path(path).open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["对象代码", "对象名称", "岗位", *names, "综合指标值", "等级"])
+        writer.writerow(["对象代码", "对象名称", *(["岗位"] if posts else []), *names, "综合指标值", "等级"])
         for r in rows:
-            writer.writerow(
-                [r.object_code, r.object_name, r.role, *(r.indicators.get(n, "") for n in names), r.score, r.grade]
-            )
+            role = [ROLE_NAMES.get(r.role, r.role)] if posts else []
+            values = ["" if r.indicators.get(n) is None else r.indicators[n] for n in names]
+            writer.writerow([r.object_code, r.object_name, *role, *values, r.score, r.grade])

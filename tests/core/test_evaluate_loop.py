@@ -56,7 +56,8 @@ def test_region_and_post_indicators(rt, tmp_path):  # noqa: F811
     assert street.indicators["立案数"] == 3 and street.indicators["结案数"] == 1
     assert street.indicators["监督举报率"] == 0.0  # all three were public reports
     posts = {r.object_name: r for r in evaluation.evaluate(rt.engine, "2026-11", "post")}
-    assert posts["disp"].indicators["派遣数"] == 4 and posts["disp"].indicators["准确派遣率"] == 50.0
+    # a, b and the corrective c → PS were right; c → HW was returned: 3 of 4
+    assert posts["disp"].indicators["派遣数"] == 4 and posts["disp"].indicators["准确派遣率"] == 75.0
     assert posts["col"].indicators["漏报数"] == 3
     assert posts["lead"].indicators["立案数"] == 3
     path = tmp_path / "posts.csv"
