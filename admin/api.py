@@ -163,26 +163,16 @@ async def create_report(request: web.Request) -> web.Response:
         address=body.get("address", ""),
     )
     report, created = await in_thread(request.app[RUNTIME].intake.submit, incoming)
-    number = None
-    if report.case_id is not None:
-        number = await in_thread(_number_of, request.app[RUNTIME].loop, report.case_id)
     return json_response(
         {
             "report_id": report.id,
-            "case": number,
+            "case": report.case_number,
             "created": created,
             "steps": report.steps,
             "classification": report.classification,
         },
         201 if created else 200,
     )
-
-
-def _number_of(loop: CaseLoop, case_id: int) -> str:
-    from sqlmodel import Session
-
-    with Session(loop.engine) as session:
-        return session.get(CaseFile, case_id).number
 
 
 async def list_cases(request: web.Request) -> web.Response:

@@ -203,16 +203,17 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def allocate_number(session: Session, at: datetime) -> str:
-    """Next case number of the day, ``YYYYMMDD`` + 4 digits: one upsert with RETURNING, atomic on both databases
-    (PostgreSQL locks the day's row; SQLite serialises writers), and rolled back with the case if that fails."""
+def allocate_numbers(session: Session, at: datetime, count: int = 1) -> list[str]:
+    """The next ``count`` case numbers of the day, ``YYYYMMDD`` + 4 digits: one upsert with RETURNING, atomic on
+    both databases (PostgreSQL locks the day's row; SQLite serialises writers), rolled back with the cases if they
+    fail."""
     day = at.astimezone(LOCAL).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(CaseCounter).values(day=day, last=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"last": CaseCounter.last + 1})
+    stmt = insert(CaseCounter).values(day=day, last=count)
+    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"last": CaseCounter.last + count})
     last = session.execute(stmt.returning(CaseCounter.last)).scalar_one()
-    return f"{day}{last:04d}"
+    return [f"{day}{n:04d}" for n in range(last - count + 1, last + 1)]
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,29 @@ class Timer:
             "used": round(self.used, 3),
             "light": self.light,
         }
+
+
+@dataclass(frozen=True)
+class Collectors:
+    """The active 监督员 and their grid scopes, loaded once for a batch of cases."""
+
+    scopes: tuple[tuple[int, tuple[str, ...]], ...]
+
+    @classmethod
+    def load(cls, session: Session) -> Collectors:
+        rows = session.exec(select(AppUser.id, AppUser.grid_scope).where(AppUser.role == "collector", AppUser.active))
+        return cls(tuple((user_id, tuple(scope)) for user_id, scope in rows))
+
+    def for_cell(self, grid_code: str | None) -> int | None:
+        """The one whose scope covers the cell most narrowly."""
+        if not grid_code:
+            return None
+        best: tuple[int, int] | None = None
+        for user_id, scope in self.scopes:
+            for prefix in scope:
+                if grid_code.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), user_id)
+        return best[1] if best else None
 
 
 class CaseLoop:
@@ -627,14 +651,7 @@ class CaseLoop:
 
     def collector_for(self, session: Session, grid_code: str | None) -> int | None:
         """The 监督员 whose scope covers the cell most narrowly."""
-        if not grid_code:
-            return None
-        best: tuple[int, int] | None = None
-        for user in session.exec(select(AppUser).where(AppUser.role == "collector", AppUser.active)).all():
-            for prefix in user.grid_scope:
-                if grid_code.startswith(prefix) and (best is None or len(prefix) > best[0]):
-                    best = (len(prefix), user.id)
-        return best[1] if best else None
+        return Collectors.load(session).for_cell(grid_code)
 
     def suggest_department(self, session: Session, case: CaseFile) -> str | None:
         """Rule table first (longest 事项 prefix, then longest region prefix); for 部件 matters the owner of the

@@ -1,5 +1,7 @@
 """Intake: every report is stored first, in its own transaction, idempotently on (channel, channel_ref); then
-enriched step by step (transcript, classification, place, duplicates) and filed as a case in the 受理 queue.
+enriched (transcript, classification, place) in the caller's thread, and filed as a case in the 受理 queue after a
+look for open cases of the same matter nearby, in one transaction with whatever other reports are being filed at
+that moment (``core.groupcommit``).
 
 A step that fails is recorded as failed and can be retried (``retry``); the report itself is never lost, and a
 report is filed as at most one case even when two workers process it at once.
@@ -8,24 +10,29 @@ report is filed as at most one case even when two workers process it at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, insert, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from core.cases import SYSTEM, TERMINAL, CaseError, CaseLoop, allocate_number
+from core.cases import SYSTEM, TERMINAL, CaseLoop, Collectors, allocate_numbers
 from core.crs import UnknownCRS, near_distance_m, parse_crs, to_wgs84
 from core.geocoder import GazetteerGeocoder, Located
-from core.models import CaseEvent, CaseFile, Report
+from core.groupcommit import GroupCommit
+from core.models import CaseEvent, CaseFile, Report, TaxonomyItem, row_defaults
 from nlp.classify import Classifier
 
 CHANNELS = ("wechat", "telegram", "webchat", "hotline", "collector", "open311", "operator")
 MAX_TEXT = 5000
-STEPS = ("transcribe", "classify", "locate", "duplicates", "file")
+ENRICH = ("transcribe", "classify", "locate")
+STEPS = (*ENRICH, "duplicates", "file")
 
 
 class BadReport(ValueError):
@@ -84,19 +91,61 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ReportState:
+    """A report as the pipeline sees it: the stored columns, the outcome of each step and the case it became."""
+
+    id: int | None
+    channel: str
+    channel_ref: str
+    sender: str
+    text: str
+    media: list[dict[str, Any]]
+    lon: float | None
+    lat: float | None
+    address: str
+    received_at: datetime
+    transcript: str = ""
+    classification: dict[str, Any] | None = None
+    place: dict[str, Any] | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
+    case_id: int | None = None
+    case_number: str | None = None
+    filed_now: bool = False  # this run made the case (rather than finding it made)
+
+    def done(self, step: str) -> bool:
+        return self.steps.get(step, {}).get("status") in ("ok", "skipped")
+
+    def record(self, step: str, status: str, detail: str = "") -> None:
+        self.steps[step] = {"status": status, **({"detail": detail} if detail else {})}
+
+    @property
+    def code(self) -> str | None:
+        cls = self.classification or {}
+        return cls.get("code") if cls.get("decision") != "out_of_scope" else None
+
+
+COLUMNS = tuple(f.name for f in fields(ReportState) if f.name in Report.model_fields)
+
+
 class Intake:
     def __init__(self, loop: CaseLoop, services: Services) -> None:
         self.loop = loop
         self.engine = loop.engine
         self.services = services
+        writer = threading.Lock()  # one writing transaction at a time from this process
+        self._storing = GroupCommit(self._store, writer)
+        self._filing = GroupCommit(self._file_or_fail, writer)
 
-    def store(self, incoming: Incoming) -> tuple[Report, bool]:
-        """Store first; the same (channel, channel_ref) again returns the stored report and False."""
+    def store(self, incoming: Incoming) -> tuple[ReportState, bool]:
+        """Store first (with whatever else is being stored at this moment, in one statement); the same (channel,
+        channel_ref) again returns the stored report and False."""
         incoming = incoming.checked()
         lon, lat = incoming.lon, incoming.lat
         if lon is not None and lat is not None:
             lon, lat = to_wgs84(lon, lat, incoming.crs)
-        report = Report(
+        report = ReportState(
+            id=None,
             channel=incoming.channel,
             channel_ref=incoming.channel_ref,
             sender=incoming.sender,
@@ -106,72 +155,86 @@ class Intake:
             lat=lat,
             address=incoming.address.strip(),
             received_at=incoming.received_at,
-            steps={},
         )
-        with Session(self.engine, expire_on_commit=False) as session:
-            session.add(report)
-            try:
-                session.commit()
-                return report, True
-            except IntegrityError:
-                session.rollback()
-        return self.find(incoming.channel, incoming.channel_ref), False
+        self._storing.run(report)
+        if report.id is None:
+            return self.find(incoming.channel, incoming.channel_ref), False
+        return report, True
 
-    def find(self, channel: str, channel_ref: str) -> Report:
-        with Session(self.engine) as session:
-            report = session.exec(
-                select(Report).where(Report.channel == channel, Report.channel_ref == channel_ref)
-            ).one()
-            return report
+    def _store(self, batch: Sequence[ReportState]) -> None:
+        """One multi-row INSERT … ON CONFLICT DO NOTHING: a repeated (channel, channel_ref), even within the batch,
+        gets no id back and is found instead."""
+        dialect_insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        rows = [{c: getattr(r, c) for c in COLUMNS if c != "id"} for r in batch]
+        stmt = (
+            dialect_insert(Report)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["channel", "channel_ref"])
+            .returning(Report.id, Report.channel, Report.channel_ref)
+        )
+        with self.engine.begin() as conn:
+            ids = {(channel, ref): report_id for report_id, channel, ref in conn.execute(stmt)}
+        for report in batch:
+            report.id = ids.pop((report.channel, report.channel_ref), None)
 
-    def submit(self, incoming: Incoming) -> tuple[Report, bool]:
+    def _load(self, where: Any) -> ReportState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*(getattr(Report, c) for c in COLUMNS), CaseFile.number)
+                .outerjoin(CaseFile, CaseFile.id == Report.case_id)
+                .where(where)
+            ).first()
+        return ReportState(*row) if row else None
+
+    def find(self, channel: str, channel_ref: str) -> ReportState:
+        found = self._load(and_(Report.channel == channel, Report.channel_ref == channel_ref))
+        if found is None:
+            raise LookupError(f"没有上报 {channel}/{channel_ref}")
+        return found
+
+    def submit(self, incoming: Incoming) -> tuple[ReportState, bool]:
         """Store, then run the pipeline for a new report (a repeated delivery is not processed again)."""
         report, created = self.store(incoming)
         if created:
-            report = self.process(report.id)
+            self.run(report)
         return report, created
+
+    def process(self, report_id: int) -> ReportState:
+        """Run the steps not yet done for a stored report."""
+        report = self._load(Report.id == report_id)
+        if report is None:
+            raise LookupError(f"没有上报 {report_id}")
+        self.run(report)
+        return report
 
     def retry(self) -> int:
         """Run the pipeline again for every report with a failed step or without a case; returns how many."""
-        with Session(self.engine) as session:
-            reports = session.exec(select(Report)).all()
-            todo = [
-                r.id for r in reports if r.case_id is None or any(s.get("status") == "failed" for s in r.steps.values())
-            ]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Report.id, Report.case_id, Report.steps)).all()
+        todo = [
+            report_id
+            for report_id, case_id, steps in rows
+            if case_id is None or any(s.get("status") == "failed" for s in steps.values())
+        ]
         for report_id in todo:
             self.process(report_id)
         return len(todo)
 
     # --- the pipeline -----------------------------------------------------------------------------------------
-    def process(self, report_id: int) -> Report:
-        """Run the steps not yet done, then record all their outcomes in one write. A crash in between leaves the
-        report without its case, which ``retry`` picks up."""
-        with Session(self.engine) as session:
-            report = session.get(Report, report_id)
-        steps = dict(report.steps)
-        for name in STEPS:
-            if steps.get(name, {}).get("status") in ("ok", "skipped"):
+    def run(self, report: ReportState) -> None:
+        """Enrich here, where a slow step (speech) delays only its own report, then file with the group."""
+        for name in ENRICH:
+            if report.done(name):
                 continue
             try:
-                status, detail = getattr(self, f"_step_{name}")(report)
-                steps[name] = {"status": status, **({"detail": detail} if detail else {})}
-            except CaseError as exc:
-                steps[name] = {"status": "failed", "error": exc.message}
+                report.record(name, *getattr(self, f"_step_{name}")(report))
             except Exception as exc:  # a step must never lose the report: record why and go on
-                steps[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
-        report.steps = steps
-        with Session(self.engine) as session:
-            session.execute(
-                update(Report)
-                .where(Report.id == report.id)
-                .values(
-                    steps=steps, transcript=report.transcript, classification=report.classification, place=report.place
-                )
-            )
-            session.commit()
-        return report
+                report.steps[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        self._filing.run(report)
+        if report.filed_now:
+            self._auto_accept(report)
 
-    def _step_transcribe(self, report: Report) -> tuple[str, str]:
+    def _step_transcribe(self, report: ReportState) -> tuple[str, str]:
         audio = [m for m in report.media if m.get("kind") == "audio"]
         if not audio or report.text:
             return "skipped", "无语音"
@@ -180,7 +243,7 @@ class Intake:
         report.transcript = self.services.transcriber.transcribe_file(self.services.media_path(audio[0]["sha256"]))
         return "ok", ""
 
-    def _step_classify(self, report: Report) -> tuple[str, str]:
+    def _step_classify(self, report: ReportState) -> tuple[str, str]:
         text = report.text or report.transcript
         if self.services.classifier is None or not text:
             return "skipped", "无文字或未配置分类器"
@@ -193,7 +256,7 @@ class Intake:
         }
         return "ok", ""
 
-    def _step_locate(self, report: Report) -> tuple[str, str]:
+    def _step_locate(self, report: ReportState) -> tuple[str, str]:
         geocoder = self.services.geocoder
         if geocoder is None:
             return "skipped", "未配置地理编码"
@@ -220,91 +283,187 @@ class Intake:
         report.place = {"found": False, "reason": found.reason if found else "无地址"}
         return "ok", "未能定位"
 
-    def _step_duplicates(self, report: Report) -> tuple[str, str]:
-        code = (report.classification or {}).get("code")
-        place = report.place or {}
-        if not code or "lon" not in place:
-            return "skipped", "无事项代码或位置"
-        rules = self.loop.rules
-        since = report.received_at - timedelta(days=rules.duplicate_window_days)
-        box = rules.duplicate_radius_m / 90_000  # degrees, generous at these latitudes
-        with Session(self.engine) as session:
-            candidates = session.exec(
-                select(CaseFile.id, CaseFile.number, CaseFile.lon, CaseFile.lat).where(
-                    CaseFile.matter_code == code,
-                    CaseFile.state.not_in(TERMINAL),
-                    CaseFile.created_at >= since,
-                    CaseFile.lon.between(place["lon"] - box * 2, place["lon"] + box * 2),
-                    CaseFile.lat.between(place["lat"] - box, place["lat"] + box),
-                )
-            ).all()
-        near = [
-            (near_distance_m(lon, lat, place["lon"], place["lat"]), number)
-            for case_id, number, lon, lat in candidates
-            if lon is not None and case_id != report.case_id
-        ]
-        near = [n for n in near if n[0] <= rules.duplicate_radius_m]
-        place["duplicate_of"] = min(near)[1] if near else None
-        report.place = place
-        return "ok", ""
+    # --- filing, for a group of reports at once --------------------------------------------------------------
+    def _file_or_fail(self, batch: Sequence[ReportState]) -> None:
+        """A group that cannot be filed is tried report by report (``GroupCommit``); a report that cannot be filed
+        alone is recorded as failed, or, when the database itself is failing, left without its case for ``retry``."""
+        try:
+            self._file(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                raise
+            batch[0].steps["file"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
+            with suppress(Exception):
+                self._write_steps(batch)
 
-    def _step_file(self, report: Report) -> tuple[str, str]:
-        if report.case_id is not None:
-            return "ok", ""
-        cls = report.classification or {}
-        place = report.place or {}
-        grid = place.get("grid") or {}
+    def _file(self, batch: Sequence[ReportState]) -> None:
         at = self.loop.clock()
-        with Session(self.engine, expire_on_commit=False) as session:
-            code = cls.get("code") if cls.get("decision") != "out_of_scope" else None
-            matter = self.loop._matter_values(session, code) if code else {}
-            case = CaseFile(
-                number=allocate_number(session, at),
-                state="待受理",
-                **matter,
-                severity=cls.get("severity") or "一般",
-                description=report.text or report.transcript,
-                address=report.address or place.get("matched") or "",
-                lon=place.get("lon"),
-                lat=place.get("lat"),
-                grid_code=grid.get("code"),
-                area_class=grid.get("area_class") or "B",
-                source=report.channel,
-                public=report.channel != "collector",
-                duplicate_of=place.get("duplicate_of"),
-                collector_id=self.loop.collector_for(session, grid.get("code")),
-                stage="受理",
-                stage_started_at=at,
-                stage_limit=self.loop.rules.stage_hours.get("受理", 1.0),
-                created_at=at,
-                updated_at=at,
+        ids = [r.id for r in batch]
+        with Session(self.engine) as session:
+            # lock the reports: another worker may be filing one of them right now
+            filed = dict(
+                session.execute(select(Report.id, Report.case_id).where(Report.id.in_(ids)).with_for_update()).all()
             )
-            session.add(case)
-            session.flush()
-            claimed = session.execute(
-                update(Report).where(Report.id == report.id, Report.case_id.is_(None)).values(case_id=case.id)
-            )
-            if claimed.rowcount != 1:
-                session.rollback()  # another worker filed this report first
-                return "ok", ""
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    seq=1,
-                    at=at,
-                    actor=report.channel,
-                    role="system",
-                    action="report",
-                    from_state="",
-                    to_state="待受理",
-                    data={"report_id": report.id, "classification": cls},
-                    attachments=[m["sha256"] for m in report.media if "sha256" in m],
-                )
-            )
+            todo = []
+            for report in batch:
+                report.case_id = filed[report.id]
+                if report.case_id is None:
+                    todo.append(report)
+                elif not report.done("file"):
+                    report.record("file", "ok")
+            names = self._matter_names(session, {r.code for r in todo if r.code})
+            for report in todo:
+                if report.code and report.code not in names:
+                    report.classification = {**(report.classification or {}), "decision": "review"}
+                    report.steps["classify"] = {"status": "failed", "error": f"事项代码 {report.code} 不在分类代码表中"}
+            numbers = allocate_numbers(session, at, len(todo)) if todo else []
+            for report, number in zip(todo, numbers, strict=True):
+                report.case_number = number
+            self._duplicates(session, batch)
+            if todo:
+                self._insert_cases(session, todo, names, at)
+            self._write_steps(batch, session)
             session.commit()
-            report.case_id = case.id
+
+    def _matter_names(self, session: Session, codes: set[str]) -> dict[str, str]:
+        if not codes:
+            return {}
+        item = TaxonomyItem
+        rows = session.execute(select(item.code, item.name).where(item.kind == "matter", item.code.in_(codes)))
+        return dict(rows.all())
+
+    def _duplicates(self, session: Session, batch: Sequence[ReportState]) -> None:
+        """The nearest open original case (not itself a duplicate) of the same 事项 within the radius and time
+        window: in the database, or filed earlier in this same group."""
+        rules = self.loop.rules
+        box = rules.duplicate_radius_m / 90_000  # degrees, generous at these latitudes
+        located = [r for r in batch if r.code and "lon" in (r.place or {}) and not r.done("duplicates")]
+        for report in batch:
+            if report not in located and not report.done("duplicates"):
+                report.record("duplicates", "skipped", "无事项代码或位置")
+        if not located:
+            return
+        near_any = or_(
+            *(
+                and_(
+                    CaseFile.matter_code == r.code,
+                    CaseFile.created_at >= r.received_at - timedelta(days=rules.duplicate_window_days),
+                    CaseFile.lon.between(r.place["lon"] - box * 2, r.place["lon"] + box * 2),
+                    CaseFile.lat.between(r.place["lat"] - box, r.place["lat"] + box),
+                )
+                for r in located
+            )
+        )
+        rows = session.execute(
+            select(
+                CaseFile.id, CaseFile.number, CaseFile.matter_code, CaseFile.lon, CaseFile.lat, CaseFile.created_at
+            ).where(CaseFile.state.not_in(TERMINAL), CaseFile.duplicate_of.is_(None), near_any)
+        ).all()
+        candidates = [(number, code, lon, lat, created) for _, number, code, lon, lat, created in rows]
+        for report in located:
+            place = report.place
+            since = report.received_at - timedelta(days=rules.duplicate_window_days)
+            near = [
+                (near_distance_m(lon, lat, place["lon"], place["lat"]), number)
+                for number, code, lon, lat, created in candidates
+                if code == report.code and lon is not None and created >= since and number != report.case_number
+            ]
+            near = [n for n in near if n[0] <= rules.duplicate_radius_m]
+            place["duplicate_of"] = min(near)[1] if near else None
+            report.record("duplicates", "ok")
+            if report.case_number and not place["duplicate_of"]:  # later reports of the group may repeat this one
+                candidates.append((report.case_number, report.code, place["lon"], place["lat"], report.received_at))
+
+    def _insert_cases(self, session: Session, todo: Sequence[ReportState], names: dict[str, str], at: datetime) -> None:
+        collectors = Collectors.load(session)
+        stage_limit = self.loop.rules.stage_hours.get("受理", 1.0)
+        rows = []
+        for report in todo:
+            cls, place = report.classification or {}, report.place or {}
+            grid = place.get("grid") or {}
+            code = report.code if report.code in names else None
+            rows.append(
+                {
+                    **row_defaults(CaseFile),
+                    "number": report.case_number,
+                    "state": "待受理",
+                    "matter_code": code,
+                    "matter_name": names.get(code, ""),
+                    "severity": cls.get("severity") or "一般",
+                    "description": report.text or report.transcript,
+                    "address": report.address or place.get("matched") or "",
+                    "lon": place.get("lon"),
+                    "lat": place.get("lat"),
+                    "grid_code": grid.get("code"),
+                    "area_class": grid.get("area_class") or "B",
+                    "source": report.channel,
+                    "public": report.channel != "collector",
+                    "duplicate_of": place.get("duplicate_of"),
+                    "collector_id": collectors.for_cell(grid.get("code")),
+                    "stage": "受理",
+                    "stage_started_at": at,
+                    "stage_limit": stage_limit,
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
+        cases = CaseFile.__table__
+        returning = insert(cases).returning(cases.c.id, sort_by_parameter_order=True)
+        case_ids = session.connection().execute(returning, rows).scalars().all()
+        events = []
+        for report, case_id in zip(todo, case_ids, strict=True):
+            report.case_id = case_id
+            report.record("file", "ok", report.case_number)
+            report.filed_now = True
+            events.append(
+                {
+                    **row_defaults(CaseEvent),
+                    "case_id": case_id,
+                    "seq": 1,
+                    "at": at,
+                    "actor": report.channel,
+                    "role": "system",
+                    "action": "report",
+                    "from_state": "",
+                    "to_state": "待受理",
+                    "data": {"report_id": report.id, "classification": report.classification or {}},
+                    "attachments": [m["sha256"] for m in report.media if "sha256" in m],
+                }
+            )
+        session.connection().execute(insert(CaseEvent.__table__), events)
+
+    def _write_steps(self, batch: Sequence[ReportState], session: Session | None = None) -> None:
+        stmt = (
+            update(Report.__table__)
+            .where(Report.__table__.c.id == bindparam("rid"))
+            .values(
+                steps=bindparam("steps"),
+                transcript=bindparam("transcript"),
+                classification=bindparam("classification"),
+                place=bindparam("place"),
+                case_id=bindparam("cid"),
+            )
+        )
+        rows = [
+            {
+                "rid": r.id,
+                "steps": r.steps,
+                "transcript": r.transcript,
+                "classification": r.classification,
+                "place": r.place,
+                "cid": r.case_id,
+            }
+            for r in batch
+        ]
+        if session is None:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, rows)
+        else:
+            session.connection().execute(stmt, rows)
+
+    def _auto_accept(self, report: ReportState) -> None:
+        cls = report.classification or {}
         top = (cls.get("top") or [{}])[0].get("p", 0.0)
         threshold = self.loop.rules.auto_accept_confidence
-        if code and threshold and cls.get("decision") == "auto" and top >= threshold:
-            self.loop.act(case.number, "accept", SYSTEM, {"note": f"置信度 {top:.2f}，按配置自动受理"})
-        return "ok", case.number
+        if report.code and threshold and cls.get("decision") == "auto" and top >= threshold:
+            self.loop.act(report.case_number, "accept", SYSTEM, {"note": f"置信度 {top:.2f}，按配置自动受理"})

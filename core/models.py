@@ -3,7 +3,10 @@ spatial work happens in memory (shapely STRtree) over what the tables hold."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -268,3 +271,18 @@ class RoutingRule(SQLModel, table=True):
     matter_prefix: str = Field(max_length=8, index=True)
     region_prefix: str = Field(default="", max_length=15)
     department_code: str = Field(foreign_key="department.code", max_length=20)
+
+
+@cache
+def _defaults(model: type[SQLModel]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
+    return tuple(
+        (name, info.default, info.default_factory)  # type: ignore[misc]
+        for name, info in model.model_fields.items()
+        if not info.is_required() and name != "id"
+    )
+
+
+def row_defaults(model: type[SQLModel]) -> dict[str, Any]:
+    """The model's field defaults as a row, for bulk inserts that skip building (and validating) model objects."""
+    return {name: factory() if factory else default for name, default, factory in _defaults(model)}
+
