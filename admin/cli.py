@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -19,11 +20,15 @@ from core import census, db, taxonomy, users
 from core.cases import ROLES
 from core.config import ConfigError, Settings, load_settings
 from core.crs import UnknownCRS, parse_crs, to_wgs84
-from core.datafile import DataError
+from core.datafile import DataError, read_csv
 from core.gazetteer import import_places
 from core.geocoder import Located
 from core.grid import GridIndex, import_grid, relocate
 from core.models import Component, Place
+from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
+from nlp.metrics import Evaluation, LabelledFileError, evaluate, read_jsonl
+from nlp.model import DEFAULT_MODEL, ModelError, train
+from nlp.places import find_place
 
 VERSION = "0.1.0"
 
@@ -236,6 +241,80 @@ class Cli:
         if result.note:
             self.out.print(f"  {result.note}")
 
+    # --- classification (issue 4) ------------------------------------------------------------------------------
+    def cmd_classify(self) -> None:
+        """One text from the arguments, or one per stdin line (plain text, or JSON with ``id`` and ``text``)."""
+        items = [(None, " ".join(self.args.text))] if self.args.text else _stdin_items()
+        classifier = self.runtime.classifier
+        for ident, text in items:
+            result = classifier.classify(text)
+            data = {
+                **({"id": ident} if ident is not None else {}),
+                "text": text,
+                "code": result.code,
+                "major": result.major,
+                "component_code": result.component_code,
+                "top": [{"code": g.code, "name": g.name, "p": round(g.p, 4)} for g in result.top],
+                "decision": result.decision,
+                "severity": result.severity,
+                "place_phrase": find_place(text),
+            }
+            self.emit(data, lambda data=data: self._print_classification(data))
+
+    def _print_classification(self, data: dict[str, Any]) -> None:
+        decision = {"auto": "自动", "review": "需受理员确认", "out_of_scope": "非城管事项"}[data["decision"]]
+        head = f"{data['top'][0]['code']} {data['top'][0]['name']}" if data["code"] else "—"
+        self.out.print(f"{head}  [{decision}]  {data['severity']}  地点: {data['place_phrase'] or '未提及'}")
+        for guess in data["top"]:
+            self.out.print(f"  {guess['p']:.3f}  {guess['code']} {guess['name']}")
+
+    def cmd_train(self) -> None:
+        self.require_schema()
+        labels = taxonomy.labels(self.runtime.engine)
+        codes = {label.code for label in labels}
+        corpus_dir = Path(self.args.corpus) if self.args.corpus else DEFAULT_PHRASINGS.parent
+        phrasings = corpus_dir / "phrasings.toml"
+        if not phrasings.is_file():
+            raise UsageError(f"train: {phrasings} 不存在")
+        with self.progress("生成训练语料"):
+            examples = [(e.text, e.code) for e in generate(load_phrasings(phrasings), seed=self.args.seed)]
+        if self.args.from_cases:
+            examples += _case_examples(Path(self.args.from_cases), codes)
+        out = Path(self.args.out) if self.args.out else DEFAULT_MODEL
+        start = time.perf_counter()
+        with self.progress(f"训练分类模型（{len(examples)} 条）"):
+            model = train(examples, labels, seed=self.args.seed, meta={"corpus": corpus_digest(phrasings)})
+            model.save(out)
+        summary = {
+            "model": str(out),
+            "examples": len(examples),
+            "features": model.meta["features"],
+            "temperature": round(model.temperature, 4),
+            "bytes": out.stat().st_size,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        self.emit(summary, f"已写入 {out}：{len(examples)} 条语料，{model.meta['features']} 个特征，"
+                  f"{summary['bytes'] / 1e6:.1f} MB，用时 {summary['seconds']} 秒")  # fmt: skip
+
+    def cmd_classify_eval(self) -> None:
+        rows = read_jsonl(Path(self.args.file))
+        result = evaluate(self.runtime.classifier, rows)
+        self.emit(result.as_dict(), lambda: self._print_evaluation(result))
+
+    def _print_evaluation(self, result: Evaluation) -> None:
+        o = result.overall
+        self.out.print(f"事项 {o.n} 条：top-1 {o.top1:.3f}  top-3 {o.top3:.3f}  大类 {o.major:.3f}  "
+                       f"macro-F1 {result.macro_f1:.3f}")  # fmt: skip
+        self.out.print(f"非城管事项：precision {result.oos_precision:.3f}  recall {result.oos_recall:.3f}  "
+                       f"F1 {result.oos_f1:.3f}")  # fmt: skip
+        for name, s in sorted(result.channels.items()):
+            self.out.print(f"  {name:<10} {s.n:>4} 条  top-1 {s.top1:.3f}  top-3 {s.top3:.3f}  大类 {s.major:.3f}")
+        if result.confused:
+            self.out.print("最常混淆（实际 → 判为）：")
+            for true, predicted, count in result.confused:
+                self.out.print(f"  {true} → {predicted}  {count} 次")
+        self.out.print(f"每条 {result.ms_per_text:.2f} ms")
+
     def cmd_map(self) -> None:
         from admin.mapsvg import render
 
@@ -301,7 +380,41 @@ class Cli:
 
         self.require_schema()
         self.runtime.geocoder  # noqa: B018  (bad geocoder settings stop the start, not the first request)
+        if redone := self.runtime.intake.retry():  # filings lost in a crash (they are committed without waiting)
+            self.err.print(f"重新处理了 {redone} 条未完成的上报")
         run(self.runtime)
+
+
+def _stdin_items() -> list[tuple[str | None, str]]:
+    items: list[tuple[str | None, str]] = []
+    for number, line in enumerate(sys.stdin, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("{"):
+            items.append((None, line))
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise UsageError(f"标准输入第 {number} 行: 不是合法的 JSON") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise UsageError(f"标准输入第 {number} 行: 缺少文字字段 text")
+        items.append((row.get("id"), row["text"]))
+    return items
+
+
+def _case_examples(path: Path, codes: set[str]) -> list[tuple[str, str | None]]:
+    """A city's own history (columns text, code; an empty code is out of scope), checked line by line."""
+    examples: list[tuple[str, str | None]] = []
+    for row in read_csv(path, ("text", "code"), {"text": ("描述", "问题描述"), "code": ("事项代码", "小类代码")}):
+        text, code = row.values.get("text", "").strip(), row.values.get("code", "").strip() or None
+        if not text:
+            raise DataError(path, row.where("text"), "为空")
+        if code is not None and code not in codes:
+            raise DataError(path, row.where("code"), f"{code} 不在分类代码表中")
+        examples.append((text, code))
+    return examples
 
 
 def _lonlat(raw: str) -> tuple[float, float]:
@@ -404,6 +517,15 @@ def build_parser() -> Parser:
     ev.add_argument("--level", default="street", choices=("grid", "community", "street"), help="区域评价的层级")
     ev.add_argument("--csv", metavar="FILE", help="另存为 CSV（UTF-8，Excel 可直接打开）")
 
+    cls = sub.add_parser("classify", parents=[common], help="文字 → 管理事项代码（不给文字时逐行读标准输入）")
+    cls.add_argument("text", nargs="*", help="群众的描述")
+    tr = sub.add_parser("train", parents=[common], help="训练分类模型")
+    tr.add_argument("--corpus", metavar="DIR", help="语料目录（含 phrasings.toml，默认 nlp/corpus）")
+    tr.add_argument("--from-cases", metavar="CSV", help="本市历史案卷（列 text, code），与语料一起训练")
+    tr.add_argument("--out", metavar="FILE", help="模型文件（默认 models/classifier.npz）")
+    tr.add_argument("--seed", type=int, default=0, help="随机种子（同一种子得到同一模型）")
+    ce = sub.add_parser("classify-eval", parents=[common], help="在标注文件上评测分类器")
+    ce.add_argument("file", help="JSONL：每行 {id, text, code}，非城管事项 code 为 null")
     mp = sub.add_parser("map", parents=[common], help="把单元网格、社区界和道路画成 SVG")
     mp.add_argument("--out", required=True, metavar="FILE.svg")
     mp.add_argument("--width", type=int, default=1000, help="图宽（像素）")
@@ -421,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(cli, name.replace("-", "_"))()
         finally:
             cli.runtime.close()
-    except (UsageError, ConfigError, DataError, users.UserError, ValueError) as exc:
+    except (UsageError, ConfigError, DataError, users.UserError, LabelledFileError, ModelError, ValueError) as exc:
         err.print(f"gridline: {exc}", markup=False)
         return 2
     except SystemExit as exc:

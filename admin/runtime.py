@@ -17,7 +17,8 @@ from core.geocoder import GazetteerGeocoder, PlaceLocator, fallback_geocoders
 from core.grid import GridIndex
 from core.intake import Intake, Services
 from core.worktime import WorkCalendar
-from nlp.classify import KeywordClassifier
+from nlp.classify import Classifier, KeywordClassifier, Thresholds
+from nlp.model import DEFAULT_MODEL, TrainedClassifier
 
 
 class Runtime:
@@ -63,10 +64,24 @@ class Runtime:
         return AttachmentStore(Path(self.settings.data_dir) / "attachments")
 
     @cached_property
+    def classifier(self) -> Classifier:
+        """The trained model (``gridline train``); the keyword classifier when asked for, or when this checkout
+        has no model file and none is configured."""
+        s = self.settings
+        path = Path(s.classifier_model) if s.classifier_model not in ("", "keyword") else DEFAULT_MODEL
+        if s.classifier_model == "keyword" or (not s.classifier_model and not path.exists()):
+            return KeywordClassifier(taxonomy.labels(self.engine))
+        model = TrainedClassifier.load(path)
+        given = {"auto": s.classifier_auto, "review": s.classifier_review, "margin": s.classifier_margin}
+        if any(given.values()):
+            stored = model.thresholds
+            model.thresholds = Thresholds(**{k: v or getattr(stored, k) for k, v in given.items()})
+        return model
+
+    @cached_property
     def intake(self) -> Intake:
-        classifier = KeywordClassifier(taxonomy.labels(self.engine))
         services = Services(
-            classifier=classifier, geocoder=self.geocoder, media_path=lambda sha: str(self.attachments.path(sha))
+            classifier=self.classifier, geocoder=self.geocoder, media_path=lambda sha: str(self.attachments.path(sha))
         )
         return Intake(self.loop, services)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy
 import shapely
 
-BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake")
+BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake", "classify")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -26,7 +26,7 @@ from core.intake import Incoming
 from core.models import CaseFile
 
 REPORTS = 600
-WORKERS = 32
+WORKERS = 16
 ADDRESSES = ("人民路88号", "解放路和人民路交叉口", "阳光小区东门", "市一医院对面", "建设路120号", "中山路45号")
 TEXTS = (
     "门口一大堆垃圾没人清",

@@ -48,6 +48,10 @@ class Settings:
     duplicate_window_days: float = 7.0
     auto_accept_confidence: float = 0.0
     auto_dispatch_codes: str = ""
+    classifier_model: str = ""  # empty: models/classifier.npz of this checkout; "keyword" for the keyword classifier
+    classifier_auto: float = 0.0  # 0: the thresholds stored in the model file
+    classifier_review: float = 0.0
+    classifier_margin: float = 0.0
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with secrets and database passwords hidden, for printing."""

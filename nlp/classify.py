@@ -29,10 +29,11 @@ from __future__ import annotations
 import functools
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from nlp.normalise import normalise
 
 Decision = Literal["auto", "review", "out_of_scope"]
 Severity = Literal["一般", "紧急"]
@@ -271,11 +272,6 @@ class Classification:
 
 class Classifier(Protocol):
     def classify(self, text: str) -> Classification: ...
-
-
-def normalise(text: str) -> str:
-    """Full-width → half-width and no whitespace: what the keyword tables are written in."""
-    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def severity_of(text: str) -> Severity:

@@ -1,0 +1,133 @@
+"""How good a classifier is on labelled text, in the terms a centre asks about: is the first guess right (top-1), is
+the right code among the three a 受理员 sees (top-3), is at least the 大类 right, and are non-city matters (社保,
+学校 …) recognised as such without throwing away real reports. A report the classifier calls out of scope counts as
+a miss for every in-scope measure, because the citizen is then sent elsewhere."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sklearn.metrics import f1_score
+
+from nlp.classify import Classification, Classifier
+
+OOS = "out_of_scope"
+
+
+class LabelledFileError(ValueError):
+    """A labelled file that cannot be read; the message names the file, the line and the field."""
+
+
+@dataclass(frozen=True)
+class Labelled:
+    id: str
+    text: str
+    code: str | None
+    channel: str = ""
+
+
+def read_jsonl(path: Path) -> list[Labelled]:
+    """Lines ``{"id", "text", "code"}`` (code null for out of scope; ``channel`` optional)."""
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelledFileError(f"{path}: 无法读取 ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise LabelledFileError(f"{path}:{number}: 不是合法的 JSON") from None
+        if not isinstance(row, dict):
+            raise LabelledFileError(f"{path}:{number}: 每行应为一个 JSON 对象")
+        for name, kinds in (("text", (str,)), ("code", (str, type(None)))):
+            if name not in row or not isinstance(row[name], kinds) or (name == "text" and not row[name].strip()):
+                raise LabelledFileError(f"{path}:{number}: 字段 {name} 缺失或类型不对")
+        rows.append(Labelled(str(row.get("id", number)), row["text"], row["code"], str(row.get("channel", ""))))
+    if not rows:
+        raise LabelledFileError(f"{path}: 文件中没有数据")
+    return rows
+
+
+@dataclass
+class Scores:
+    n: int = 0
+    top1: float = 0.0
+    top3: float = 0.0
+    major: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "top1": round(self.top1, 4), "top3": round(self.top3, 4), "major": round(self.major, 4)}
+
+
+@dataclass
+class Evaluation:
+    overall: Scores
+    macro_f1: float
+    oos_precision: float
+    oos_recall: float
+    oos_f1: float
+    channels: dict[str, Scores] = field(default_factory=dict)
+    confused: list[tuple[str, str, int]] = field(default_factory=list)  # (true, predicted, count), by count
+    ms_per_text: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.overall.as_dict(),
+            "macro_f1": round(self.macro_f1, 4),
+            "out_of_scope": {
+                "precision": round(self.oos_precision, 4),
+                "recall": round(self.oos_recall, 4),
+                "f1": round(self.oos_f1, 4),
+            },
+            "channels": {name: s.as_dict() for name, s in sorted(self.channels.items())},
+            "confused": [{"code": t, "predicted": p, "count": c} for t, p, c in self.confused],
+            "ms_per_text": round(self.ms_per_text, 3),
+        }
+
+
+def _scores(pairs: Sequence[tuple[Labelled, Classification]]) -> Scores:
+    inscope = [(row, c) for row, c in pairs if row.code is not None]
+    if not inscope:
+        return Scores(len(pairs))
+    hits = [(c.code == row.code, row.code in {g.code for g in c.top} and c.code is not None,
+             (c.code or "")[:2] == row.code[:2]) for row, c in inscope]  # fmt: skip
+    n = len(inscope)
+    return Scores(n, sum(h[0] for h in hits) / n, sum(h[1] for h in hits) / n, sum(h[2] for h in hits) / n)
+
+
+def evaluate(classifier: Classifier, rows: Sequence[Labelled], confused: int = 10) -> Evaluation:
+    start = time.perf_counter()
+    results = [classifier.classify(row.text) for row in rows]
+    ms = (time.perf_counter() - start) * 1000 / max(1, len(rows))
+    pairs = list(zip(rows, results, strict=True))
+    truth = [row.code or OOS for row in rows]
+    predicted = [c.code or OOS for c in results]
+    codes = sorted({t for t in truth if t != OOS})
+    macro = float(f1_score(truth, predicted, labels=codes, average="macro", zero_division=0)) if codes else 0.0
+    tp = sum(t == OOS and p == OOS for t, p in zip(truth, predicted, strict=True))
+    precision = tp / max(1, predicted.count(OOS))
+    recall = tp / max(1, truth.count(OOS))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    by_channel: dict[str, list[tuple[Labelled, Classification]]] = defaultdict(list)
+    for row, c in pairs:
+        by_channel[row.channel or "-"].append((row, c))
+    mistakes = Counter((t, p) for t, p in zip(truth, predicted, strict=True) if t != p)
+    return Evaluation(
+        overall=_scores(pairs),
+        macro_f1=macro,
+        oos_precision=precision,
+        oos_recall=recall,
+        oos_f1=f1,
+        channels={name: _scores(group) for name, group in by_channel.items()},
+        confused=[(t, p, n) for (t, p), n in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))[:confused]],
+        ms_per_text=ms,
+    )

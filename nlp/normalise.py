@@ -1,0 +1,49 @@
+"""One normal form for everything nlp reads, so that a message, a keyword table, a gazetteer entry and a training
+sentence meet on the same characters: full-width → half-width, traditional → simplified, Chinese numbers before a
+measure word as digits (八十八号 → 88号, but not 一下 or 十字路口), emoji and decoration dropped, runs of the same
+character folded (啊啊啊啊 → 啊啊, ！！！ → !), no whitespace. Callers keep the original text beside it."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+import opencc
+
+CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+MEASURES = r"号|栋|幢|单元|弄|米|层|楼|路口|个月|天|点|辆|根|盏|个"
+NUMBER_WORD = re.compile(rf"[零〇一二两三四五六七八九十百千]+(?={MEASURES})")
+NOISE = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D\u20E3\u3030\u303D★☆♥♡~～]+")
+REPEAT = re.compile(r"(.)\1{2,}")
+PUNCT_REPEAT = re.compile(r"([!?.,;:。，！？、…])\1+")
+
+
+@cache
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def cn_number(word: str) -> int:
+    """八十八 → 88, 一百零三 → 103, 二零八 → 208 (digit-by-digit reading)."""
+    if not any(ch in CN_UNITS for ch in word):
+        return int("".join(str(CN_DIGITS[ch]) for ch in word))
+    total, current = 0, 0
+    for ch in word:
+        if ch in CN_DIGITS:
+            current = CN_DIGITS[ch]
+        else:
+            total += (current or 1) * CN_UNITS[ch]
+            current = 0
+    return total + current
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = _t2s().convert(text)
+    text = NOISE.sub("", text)
+    text = "".join(text.split())
+    text = PUNCT_REPEAT.sub(r"\1", text)
+    text = REPEAT.sub(r"\1\1", text)
+    return NUMBER_WORD.sub(lambda m: str(cn_number(m.group())), text)

@@ -1,0 +1,125 @@
+"""The trained classifier through nlp's API: deterministic files, honest probabilities, an honest train/test split,
+and the shipped model being the one the checkout's corpus trains, good enough on text nobody tuned on."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
+
+from nlp.classify import Label
+from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
+from nlp.metrics import evaluate, read_jsonl
+from nlp.model import DEFAULT_MODEL, ModelError, TrainedClassifier, train
+from nlp.normalise import normalise
+
+ROOT = Path(__file__).resolve().parents[2]
+HELDOUT = ROOT / "nlp" / "corpus" / "heldout.jsonl"
+
+
+@pytest.fixture(scope="module")
+def labels() -> list[Label]:
+    doc = tomllib.loads((ROOT / "core" / "data" / "taxonomy_gbt47678_5.toml").read_text(encoding="utf-8"))
+    return [Label(m["code"], m["name"], m["code"][:2], m.get("component"), tuple(m.get("keywords", ())))
+            for m in doc["matter"]]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small(labels):
+    """A model of a few examples per code: quick to train, enough to test the machinery."""
+    examples = [(e.text, e.code) for e in generate(load_phrasings(), seed=3, per_code=6)]
+    return examples, train(examples, labels, seed=3)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> TrainedClassifier:
+    if not DEFAULT_MODEL.exists():
+        pytest.fail(f"{DEFAULT_MODEL} is missing: run `gridline train`")
+    return TrainedClassifier.load(DEFAULT_MODEL)
+
+
+def test_the_same_data_and_seed_give_the_same_file(small, labels, tmp_path):
+    examples, model = small
+    model.save(tmp_path / "a.npz")
+    train(examples, labels, seed=3).save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_a_saved_model_answers_like_the_trained_one(small, tmp_path):
+    _, model = small
+    model.save(tmp_path / "m.npz")
+    loaded = TrainedClassifier.load(tmp_path / "m.npz")
+    texts = ["人民路上井盖被偷了", "小区门口垃圾堆成山", "我想问一下社保怎么交"]
+    assert np.allclose(model.probabilities(texts), loaded.probabilities(texts), atol=1e-5)
+
+
+def test_serving_features_are_the_tf_idf_that_training_used(small):
+    """Serving computes TF-IDF itself (no sklearn import, for load time); it must equal sklearn's."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    _, model = small
+    texts = ["人民路88号门口井盖没了没了", "那个就是嗯路灯路灯不亮", "垃圾", "zzz"]
+    for features in (model.word_features, model.char_features):
+        vec = TfidfVectorizer(analyzer=features.analyzer, vocabulary=features.vocabulary, sublinear_tf=True,
+                              lowercase=False, dtype=np.float32)  # fmt: skip
+        vec.idf_ = features.idf
+        for text in map(normalise, texts):
+            columns, values = features.vector(text)
+            ours = np.zeros(len(features.vocabulary), dtype=np.float32)
+            ours[columns] = values
+            assert np.allclose(vec.transform([text]).toarray()[0], ours, atol=1e-6)
+
+
+def test_probabilities_are_a_distribution_and_the_top_three_are_in_order(shipped):
+    for text in ("路灯晚上不亮", "有人在路边烧垃圾，烟好大", "你好"):
+        result = shipped.classify(text)
+        assert len(result.top) == 3
+        ps = [g.p for g in result.top]
+        assert ps == sorted(ps, reverse=True) and 0.0 <= sum(ps) <= 1.0 + 1e-6
+
+
+def test_clear_reports_are_decided_and_other_matters_are_out_of_scope(shipped):
+    manhole = shipped.classify("小区门口那个下水道盖子没了，晚上黑灯瞎火的差点掉进去")
+    assert manhole.decision in ("auto", "review") and manhole.code.startswith("01")
+    assert manhole.severity == "紧急"
+    assert shipped.classify("请问孩子上小学的学区怎么划分").decision == "out_of_scope"
+    assert shipped.classify("我的医保卡丢了怎么补办").decision == "out_of_scope"
+
+
+def test_a_file_that_is_not_a_model_is_refused_by_name(tmp_path):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match=r"model\.npz"):
+        TrainedClassifier.load(bad)
+
+
+def test_training_refuses_codes_outside_the_taxonomy(labels):
+    with pytest.raises(ValueError, match="99999"):
+        train([("井盖没了", "99999"), ("路灯不亮", "01037")], labels)
+
+
+def test_the_held_out_set_shares_no_text_with_the_training_corpus():
+    """Honest split: no held-out text, nor anything close to one, is among the generated training examples. Texts
+    under 8 characters (你好, 在吗, [图片] …) are left out: two people write those the same way on their own."""
+    held = [t for t in (normalise(r.text) for r in read_jsonl(HELDOUT)) if len(t) >= 8]
+    corpus = sorted({t for t in (normalise(e.text) for e in generate(load_phrasings(), seed=0)) if len(t) >= 8})
+    assert not set(held) & set(corpus)
+    scores = cdist(held, corpus, scorer=fuzz.ratio, dtype=np.uint8, workers=-1, score_cutoff=90)
+    close = [(held[i], corpus[j]) for i, j in zip(*np.nonzero(scores), strict=True)]
+    assert close == []
+
+
+def test_the_shipped_model_is_trained_from_this_corpus(shipped, labels):
+    assert shipped.meta["corpus"] == corpus_digest(DEFAULT_PHRASINGS), "corpus changed: run `gridline train`"
+    assert [lb.code for lb in shipped.labels] == sorted(lb.code for lb in labels)
+
+
+def test_the_shipped_model_holds_its_ground_on_the_held_out_set(shipped):
+    """A floor under the published targets (docs/benchmarks.md has the measured numbers): a regression guard."""
+    rows = read_jsonl(HELDOUT)
+    result = evaluate(shipped, rows)
+    assert result.overall.top1 >= 0.85 and result.overall.top3 >= 0.95 and result.oos_f1 >= 0.85
