@@ -4,7 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-postgres lint bench clean
+.PHONY: run test test-postgres lint bench clean system-packages
+
+# Debian packages the IVR and its tests need: ffmpeg (voice messages → PCM), espeak-ng (prompts), sox (audio).
+# Quick when they are there: a dpkg-query per package, no apt-get.
+SYSTEM_PACKAGES := ffmpeg espeak-ng sox
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The web-chat test walks the page in Debian's Chromium (driven by Playwright, never `playwright install`), with a
+# Chinese font so screenshots are legible.
+test test-postgres: SYSTEM_PACKAGES += chromium fonts-wqy-microhei
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Gridline needs Python >= 3.11")'
@@ -19,15 +27,24 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --editable '.[test]'
 	@touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: system-packages $(VENV)/.installed-run
 	$(BIN)/gridline init --demo
 	$(BIN)/gridline serve
 
-test: $(VENV)/.installed-test
+test: system-packages $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-test-postgres: $(VENV)/.installed-test
+test-postgres: system-packages $(VENV)/.installed-test
 	GRIDLINE_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

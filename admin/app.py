@@ -9,6 +9,8 @@ from aiohttp import web
 from admin.api import add_routes
 from admin.responses import in_thread, json_error, json_response
 from admin.runtime import RUNTIME, Runtime
+from bots.privacy import AccessLogger
+from bots.routes import mount as mount_bots
 from core import db
 
 VERSION = "0.1.0"
@@ -68,10 +70,17 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/v1/locate", locate)
     app.router.add_get("/map.svg", grid_map)
     add_routes(app)
+    mount_bots(app, runtime, dialogue=runtime.dialogue)
     return app
 
 
 def run(runtime: Runtime) -> None:
     logging.basicConfig(level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     s = runtime.settings
-    web.run_app(build_app(runtime), host=s.http_host, port=s.http_port, print=lambda msg: log.info("%s", msg))
+    web.run_app(
+        build_app(runtime),
+        host=s.http_host,
+        port=s.http_port,
+        print=lambda msg: log.info("%s", msg),
+        access_log_class=AccessLogger,  # no OpenIDs from WeChat's query strings in the log
+    )

@@ -276,8 +276,12 @@ class Cli:
         phrasings = corpus_dir / "phrasings.toml"
         if not phrasings.is_file():
             raise UsageError(f"train: {phrasings} 不存在")
+        try:
+            loaded = load_phrasings(phrasings)
+        except ValueError as exc:  # tomllib's errors are ValueErrors too
+            raise UsageError(f"train: {phrasings}: {exc}") from None
         with self.progress("生成训练语料"):
-            examples = [(e.text, e.code) for e in generate(load_phrasings(phrasings), seed=self.args.seed)]
+            examples = [(e.text, e.code) for e in generate(loaded, seed=self.args.seed)]
         if self.args.from_cases:
             examples += _case_examples(Path(self.args.from_cases), codes)
         out = Path(self.args.out) if self.args.out else DEFAULT_MODEL
@@ -375,14 +379,157 @@ class Cli:
 
         self.emit(data, text)
 
+    def cmd_wechat_menu(self) -> None:
+        from bots.wechat import set_menu
+
+        self.require_schema()
+        try:
+            menu = set_menu(self.runtime.settings, self.engine)
+        except Exception as exc:  # wechatpy's API errors carry WeChat's errcode and errmsg
+            raise UsageError(f"wechat menu: {exc}") from None
+        names = "、".join(b["name"] for b in menu["button"])
+        self.emit(menu, f"已设置公众号菜单：{names}")
+
+    def cmd_telegram_set_webhook(self) -> None:
+        import asyncio
+
+        from bots.telegram_bot import set_webhook
+
+        try:
+            ok = asyncio.run(set_webhook(self.runtime.settings, self.args.url))
+        except Exception as exc:
+            raise UsageError(f"telegram set-webhook: {exc}") from None
+        self.emit({"url": self.args.url, "ok": ok}, f"已设置 Telegram Webhook：{self.args.url}")
+
+    def cmd_telegram_poll(self) -> None:
+        from bots.telegram_bot import TelegramBot
+
+        self.require_schema()
+        if not self.runtime.settings.telegram_token:
+            raise UsageError("telegram poll: 需要设置 GRIDLINE_TELEGRAM_TOKEN")
+        self.err.print("Telegram 轮询模式（开发用），Ctrl-C 结束")
+        TelegramBot(self.runtime.settings, self.runtime.dialogue, polling=True).poll()
+
+    # --- the 12319 hotline --------------------------------------------------------------------------------------
+    def _speech(self) -> Any:
+        """The configured Vosk model, loaded now (once per process); None when none is configured."""
+        from nlp.speech import SpeechError
+
+        speech = self.runtime.speech
+        if speech is None:
+            self.err.print("未配置语音模型（GRIDLINE_VOSK_MODEL）：12319 热线只转人工坐席", markup=False)
+            return None
+        try:
+            speech.model  # noqa: B018  (load before the first call, and fail at start on a bad path)
+        except SpeechError as exc:
+            raise UsageError(f"vosk_model: {exc}") from None
+        return speech
+
+    def _hotline(self, speech: Any) -> Any:
+        from ivr.hotline import Hotline
+        from ivr.prompts import PromptSet, prompts_root
+
+        rt, s = self.runtime, self.runtime.settings
+        return Hotline(
+            intake=rt.intake,
+            attachments=rt.attachments,
+            loop=rt.loop,
+            geocoder=rt.geocoder,
+            classifier=rt.intake.services.classifier,
+            prompts=PromptSet(prompts_root(s.prompts_dir, s.data_dir)),
+            workdir=Path(s.data_dir) / "ivr" / "calls",
+            speech=speech,
+        )
+
+    def _checked_hotline(self) -> Any:
+        from ivr.prompts import PromptsMissing
+
+        hotline = self._hotline(self._speech())
+        try:
+            hotline.check()
+        except PromptsMissing as exc:
+            raise UsageError(str(exc)) from None
+        return hotline
+
+    def cmd_ivr(self) -> None:
+        import logging
+
+        from ivr.server import serve
+
+        self.require_schema()
+        hotline = self._checked_hotline()
+        s = self.runtime.settings
+        logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        try:
+            serve(hotline, s.agi_host, s.agi_port)
+        except OSError as exc:
+            raise UsageError(f"无法监听 {s.agi_host}:{s.agi_port}: {exc.strerror or exc}") from None
+
+    def cmd_ivr_prompts(self) -> None:
+        from ivr.prompts import DIGITS, PromptSet, PromptsMissing, catalogue, prompts_root
+
+        self.require_schema()
+        s = self.runtime.settings
+        prompts = PromptSet(prompts_root(s.prompts_dir, s.data_dir))
+        texts = {**catalogue(self.engine), **DIGITS}
+        try:
+            with self.progress("生成语音提示", total=len(texts)) as advance:
+                made, kept = prompts.generate(
+                    texts, voice=self.args.voice, speed=self.args.speed, force=self.args.force, progress=advance
+                )
+        except PromptsMissing as exc:
+            raise UsageError(str(exc)) from None
+        data = {"dir": str(prompts.root), "prompts": len(texts), "made": made, "kept": kept}
+        self.emit(
+            data,
+            f"语音提示 {len(texts)} 个：新生成 {made} 个，未变 {kept} 个（{prompts.tts}）。"
+            f"中心录音放入 {prompts.recorded}，同名文件优先播放",
+        )
+
+    def cmd_call_sim(self) -> None:
+        from ivr.sim import TypedSpeech, simulate
+
+        self.require_schema()
+        outcome = simulate(
+            self._hotline(TypedSpeech()), sys.stdin, sys.stderr if self.json else sys.stdout, caller=self.args.caller
+        )
+        summary = {"reported": "已上报", "handover": "转人工", "queried": "已查询", "hangup": "来电者挂机"}
+        text = f"通话结束：{summary.get(outcome.kind, outcome.kind)}"
+        if outcome.case_number:
+            text += f"，受理编号 {outcome.case_number}"
+        self.emit(outcome, text)
+
+    def _start_hotline(self) -> Any:
+        """The AGI server beside HTTP; missing prompts or a taken port leave the hotline off with a message."""
+        from ivr.prompts import PromptsMissing
+        from ivr.server import Background
+
+        s = self.runtime.settings
+        hotline = self._hotline(self._speech())
+        try:
+            hotline.check()
+            return Background(hotline, s.agi_host, s.agi_port).start()
+        except PromptsMissing as exc:
+            self.err.print(f"12319 热线未启动：{exc}", markup=False)
+        except OSError as exc:
+            self.err.print(f"12319 热线未启动：无法监听 {s.agi_host}:{s.agi_port}: {exc.strerror or exc}", markup=False)
+        hotline.close()
+        return None
+
     def cmd_serve(self) -> None:
         from admin.app import run
 
         self.require_schema()
         self.runtime.geocoder  # noqa: B018  (bad geocoder settings stop the start, not the first request)
+        self.runtime.intake  # noqa: B018  (the classifier loaded once, before any request thread asks for it)
         if redone := self.runtime.intake.retry():  # filings lost in a crash (they are committed without waiting)
             self.err.print(f"重新处理了 {redone} 条未完成的上报")
-        run(self.runtime)
+        hotline = self._start_hotline()
+        try:
+            run(self.runtime)
+        finally:
+            if hotline is not None:
+                hotline.stop()
 
 
 def _stdin_items() -> list[tuple[str | None, str]]:
@@ -463,7 +610,16 @@ def build_parser() -> Parser:
     dbp.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
         "upgrade", parents=[common], help="迁移到最新版本"
     )
-    sub.add_parser("serve", parents=[common], help="启动 HTTP 服务")
+    sub.add_parser("serve", parents=[common], help="启动 HTTP 服务（和 12319 热线 FastAGI 服务）")
+    ivr = sub.add_parser("ivr", parents=[common], help="只启动 12319 热线 FastAGI 服务")
+    ivr_prompts = ivr.add_subparsers(dest="action", parser_class=Parser).add_parser(
+        "prompts", parents=[common], help="用 espeak-ng 生成语音提示文件"
+    )
+    ivr_prompts.add_argument("--voice", default="cmn", help="espeak-ng 语音（默认普通话 cmn）")
+    ivr_prompts.add_argument("--speed", type=int, default=200, help="语速（每分钟词数，默认 200）")
+    ivr_prompts.add_argument("--force", action="store_true", help="全部重新生成")
+    sim = sub.add_parser("call-sim", parents=[common], help="在终端模拟一次 12319 来电")
+    sim.add_argument("--caller", default="13800138000", help="来电号码")
 
     tax = sub.add_parser("taxonomy", parents=[common], help="管理部件和管理事项分类代码")
     tax_sub = tax.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -516,6 +672,15 @@ def build_parser() -> Parser:
     ev.add_argument("--object", required=True, choices=("dept", "region", "post"), help="部门、区域或岗位")
     ev.add_argument("--level", default="street", choices=("grid", "community", "street"), help="区域评价的层级")
     ev.add_argument("--csv", metavar="FILE", help="另存为 CSV（UTF-8，Excel 可直接打开）")
+
+    wx = sub.add_parser("wechat", parents=[common], help="微信公众号")
+    wx.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "menu", parents=[common], help="设置公众号菜单"
+    )
+    tg = sub.add_parser("telegram", parents=[common], help="Telegram 机器人")
+    tg_sub = tg.add_subparsers(dest="action", required=True, parser_class=Parser)
+    tg_sub.add_parser("set-webhook", parents=[common], help="向 Telegram 登记 Webhook 地址").add_argument("url")
+    tg_sub.add_parser("poll", parents=[common], help="轮询模式运行机器人（开发用）")
 
     cls = sub.add_parser("classify", parents=[common], help="文字 → 管理事项代码（不给文字时逐行读标准输入）")
     cls.add_argument("text", nargs="*", help="群众的描述")

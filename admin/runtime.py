@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bots.dialogue import Dialogue
 from core import db, taxonomy
 from core.attachments import AttachmentStore
 from core.cases import CaseLoop, rules_from_settings
@@ -19,6 +20,7 @@ from core.intake import Intake, Services
 from core.worktime import WorkCalendar
 from nlp.classify import Classifier, KeywordClassifier, Thresholds
 from nlp.model import DEFAULT_MODEL, TrainedClassifier
+from nlp.speech import Speech
 
 
 class Runtime:
@@ -79,11 +81,25 @@ class Runtime:
         return model
 
     @cached_property
+    def speech(self) -> Speech | None:
+        """The Vosk model (``GRIDLINE_VOSK_MODEL``), loaded on first use and shared by hotline calls and chat voice
+        messages; None when none is configured."""
+        return Speech(self.settings.vosk_model) if self.settings.vosk_model else None
+
+    @cached_property
     def intake(self) -> Intake:
         services = Services(
-            classifier=self.classifier, geocoder=self.geocoder, media_path=lambda sha: str(self.attachments.path(sha))
+            classifier=self.classifier,
+            geocoder=self.geocoder,
+            transcriber=self.speech,
+            media_path=lambda sha: str(self.attachments.path(sha)),
         )
         return Intake(self.loop, services)
+
+    @cached_property
+    def dialogue(self) -> Dialogue:
+        """The chat dialogue over this runtime's intake, geocoder and attachments (one per process)."""
+        return Dialogue(self)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

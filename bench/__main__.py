@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import re
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy
 import shapely
 
-BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake", "classify")
+BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake", "classify", "chat", "calls")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -28,9 +29,10 @@ def machine() -> str:
         platform.processor() or "unknown CPU",
     )
     cores = len([line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("processor")])
+    load = os.getloadavg()[0]  # other jobs on the machine while this ran: read the numbers with it
     return (
         f"{date.today().isoformat()}, {cores} × {cpu}, Python {platform.python_version()}, "
-        f"shapely {shapely.__version__}, numpy {numpy.__version__}"
+        f"shapely {shapely.__version__}, numpy {numpy.__version__}, load average {load:.1f} at start"
     )
 
 

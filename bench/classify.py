@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 from bench.timing import percentiles
+from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
 from nlp.classify import KeywordClassifier, Label
 from nlp.metrics import Evaluation, evaluate, read_jsonl
 from nlp.model import DEFAULT_MODEL, TrainedClassifier
@@ -20,9 +20,7 @@ LOAD = "import time; t = time.perf_counter(); from nlp.model import *; m = Train
 
 
 def _labels() -> list[Label]:
-    doc = tomllib.loads((ROOT / "core" / "data" / "taxonomy_gbt47678_5.toml").read_text(encoding="utf-8"))
-    return [Label(m["code"], m["name"], m["code"][:2], m.get("component"), tuple(m.get("keywords", ())))
-            for m in doc["matter"]]  # fmt: skip
+    return as_labels(read_toml(DEFAULT_FILE).items)
 
 
 def _typed(result: Evaluation) -> float:

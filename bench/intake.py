@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
 
 from admin.cli import main as gridline
 from admin.runtime import Runtime
-from core import db, users
+from bench.harness import scratch_postgres
+from core import users
 from core.cases import Actor
 from core.config import load_settings
 from core.intake import Incoming
@@ -36,19 +36,6 @@ TEXTS = (
     "小广告贴满了电线杆",
     "汽车乱停堵住了路口",
 )
-
-
-def _pg_url() -> str | None:
-    admin_url = db.normalise_url(os.environ.get("GRIDLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    try:
-        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS gridline_bench WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE gridline_bench"))
-        engine.dispose()
-    except Exception:  # no server here: the table says so
-        return None
-    return admin_url.rsplit("/", 1)[0] + "/gridline_bench"
 
 
 def _report(i: int, prefix: str) -> Incoming:
@@ -109,7 +96,7 @@ def run(machine: str) -> str:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(("SQLite (WAL, file)", _measure(f"sqlite:///{tmp}/bench.db", Path(tmp) / "sqlite")))
-        pg = _pg_url()
+        pg = scratch_postgres("gridline_bench")
         if pg:
             rows.append(("PostgreSQL 15 (localhost TCP)", _measure(pg, Path(tmp) / "pg")))
     table = "\n".join(

@@ -52,6 +52,19 @@ class Settings:
     classifier_auto: float = 0.0  # 0: the thresholds stored in the model file
     classifier_review: float = 0.0
     classifier_margin: float = 0.0
+    wechat_token: str = ""
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_aes_key: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_template_id: str = ""
+    telegram_token: str = ""
+    telegram_secret: str = ""
+    telegram_api_base: str = "https://api.telegram.org"
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    vosk_model: str = ""
+    prompts_dir: str = ""  # empty: <data_dir>/prompts
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with secrets and database passwords hidden, for printing."""

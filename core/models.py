@@ -286,3 +286,68 @@ def row_defaults(model: type[SQLModel]) -> dict[str, Any]:
     """The model's field defaults as a row, for bulk inserts that skip building (and validating) model objects."""
     return {name: factory() if factory else default for name, default, factory in _defaults(model)}
 
+
+# --- chat channels (bots/) ------------------------------------------------------------------------------------
+
+
+class Conversation(SQLModel, table=True):
+    """One citizen's dialogue on one channel. The state lives here, not in a worker's memory, so any worker can
+    continue it and a restart forgets nothing; ``version`` makes every turn a compare-and-set."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (UniqueConstraint("channel", "user_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    user_ref: str = Field(max_length=128)  # OpenID, chat id or web-chat key hash: personal data
+    mode: str = Field(default="idle", max_length=12, index=True)  # idle / report / handoff (the 受理员 queue)
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = 1
+    last_seen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ChannelDelivery(SQLModel, table=True):
+    """A channel message seen (WeChat MsgId, Telegram update_id, web-chat message id): the same delivery again is
+    answered from ``reply`` instead of being processed twice."""
+
+    __tablename__ = "channel_delivery"
+    __table_args__ = (UniqueConstraint("channel", "ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    ref: str = Field(max_length=160)
+    claimed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    done: bool = False
+    reply: list[dict] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Outbox(SQLModel, table=True):
+    """A message to a citizen (case progress, a late reply, a 受理员's answer), written before it is sent and
+    unique on ``dedup_key`` so a case event is announced once per reporter; retried with backoff until sent."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(max_length=200, unique=True)
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=128, index=True)
+    kind: str = Field(max_length=16)  # notify / reply / receipt (a marker: already told at submission)
+    case_id: int | None = Field(default=None, index=True)
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=10, index=True)  # pending / sending / sent / dead
+    attempts: int = 0
+    next_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class ChannelState(SQLModel, table=True):
+    """Small values the channel workers share: the WeChat access token, the notifier's cursor."""
+
+    __tablename__ = "channel_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,13 +244,16 @@ def show(engine: Engine, code: str) -> list[ItemView]:
         return views
 
 
-def labels(engine: Engine) -> list[Label]:
-    """The 管理事项 as the classifier's label set (nlp knows nothing of our tables)."""
-    with Session(engine) as session:
-        items = session.exec(
-            select(TaxonomyItem).where(TaxonomyItem.kind == "matter").order_by(TaxonomyItem.code)
-        ).all()
+def as_labels(items: Iterable[TaxonomyItem]) -> list[Label]:
+    """The 管理事项 among ``items`` as the classifier's label set (nlp knows nothing of our tables)."""
     return [
         Label(code=i.code, name=i.name, major=i.major_code, component=i.component_code, keywords=tuple(i.keywords))
-        for i in items
+        for i in sorted(items, key=lambda i: i.code)
+        if i.kind == "matter"
     ]
+
+
+def labels(engine: Engine) -> list[Label]:
+    """The installed 管理事项 as the classifier's label set."""
+    with Session(engine) as session:
+        return as_labels(session.exec(select(TaxonomyItem).where(TaxonomyItem.kind == "matter")).all())

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.harness import free_port, serving
 from tests.conftest import _new_database
 
 PEOPLE = (
@@ -23,19 +21,13 @@ PEOPLE = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, _demo_template):
     """`gridline serve` on a copy of the demo database with one user per role: (base URL, {name: token})."""
     folder = tmp_path_factory.mktemp("live")
     url, _, drop = _new_database(_demo_template, folder)
     gridline = str(Path(sys.executable).with_name("gridline"))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GRIDLINE_DATABASE_URL": url,
@@ -54,17 +46,6 @@ def live_server(tmp_path_factory, _demo_template):
             [gridline, "token", "create", name, "--json"], env=env, check=True, capture_output=True, text=True
         ).stdout
         tokens[name] = json.loads(out)["token"]
-    log = (folder / "serve.log").open("w")
-    proc = subprocess.Popen([gridline, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, (folder / "serve.log").read_text()
-            time.sleep(0.1)
-    yield base, tokens
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serving(env, folder / "serve.log") as base:
+        yield base, tokens
     drop()

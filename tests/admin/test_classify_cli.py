@@ -129,3 +129,22 @@ objects = ["垃圾", "生活垃圾", "一堆垃圾"]
 problems = ["没人清", "堆成山了", "臭死了"]
 sentences = ["门口一大堆垃圾没人清", "垃圾堆了好几天了", "路边垃圾臭死了"]
 """
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        (None, "phrasings.toml"),  # a folder without the file
+        ("[matter.01023\nphrases = [", "phrasings.toml"),  # not TOML
+        ('[matter.1]\nphrases = ["井盖没了"]\n', "matter.1"),  # a code that is not one
+    ],
+)
+def test_train_refuses_a_bad_corpus_folder_in_one_line(cli, tmp_path, content, names):
+    assert cli("init")[0] == 0
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    if content is not None:
+        (corpus / "phrasings.toml").write_text(content, encoding="utf-8")
+    code, _, err = cli("train", "--corpus", str(corpus), "--out", str(tmp_path / "m.npz"))
+    assert code == 2 and names in one_line_error(err)
+    assert not (tmp_path / "m.npz").exists()

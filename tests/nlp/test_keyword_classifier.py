@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import csv
-import tomllib
-from pathlib import Path
 
 import pytest
 
-from nlp.classify import KeywordClassifier, Label
+from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
+from nlp.classify import KeywordClassifier
 from tests.conftest import shared_path
-
-TAXONOMY = Path(__file__).resolve().parents[2] / "core" / "data" / "taxonomy_gbt47678_5.toml"
 
 
 @pytest.fixture(scope="module")
 def classifier() -> KeywordClassifier:
-    doc = tomllib.loads(TAXONOMY.read_text(encoding="utf-8"))
-    labels = [Label(m["code"], m["name"], m["code"][:2], m.get("component"), tuple(m.get("keywords", [])))
-              for m in doc["matter"]]
+    labels = as_labels(read_toml(DEFAULT_FILE).items)
     return KeywordClassifier(labels)
 
 

@@ -3,7 +3,6 @@ and the shipped model being the one the checkout's corpus trains, good enough on
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
+from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
 from nlp.classify import Label
 from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
 from nlp.metrics import evaluate, read_jsonl
@@ -23,9 +23,7 @@ HELDOUT = ROOT / "nlp" / "corpus" / "heldout.jsonl"
 
 @pytest.fixture(scope="module")
 def labels() -> list[Label]:
-    doc = tomllib.loads((ROOT / "core" / "data" / "taxonomy_gbt47678_5.toml").read_text(encoding="utf-8"))
-    return [Label(m["code"], m["name"], m["code"][:2], m.get("component"), tuple(m.get("keywords", ())))
-            for m in doc["matter"]]  # fmt: skip
+    return as_labels(read_toml(DEFAULT_FILE).items)
 
 
 @pytest.fixture(scope="module")
