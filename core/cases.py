@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from core.config import ConfigError, Settings
@@ -203,16 +203,22 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def allocate_numbers(session: Session, at: datetime, count: int = 1) -> list[str]:
+def _next_numbers(insert: Any) -> Any:
+    counter = CaseCounter.__table__
+    stmt = insert(counter).values(day=bindparam("day"), last=bindparam("n"))
+    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"last": counter.c.last + bindparam("n")})
+    return stmt.returning(counter.c.last)
+
+
+_NEXT_NUMBERS = {False: _next_numbers(sqlite_insert), True: _next_numbers(pg_insert)}  # built once: keyed by "is PG"
+
+
+def allocate_numbers(conn: Connection, at: datetime, count: int = 1) -> list[str]:
     """The next ``count`` case numbers of the day, ``YYYYMMDD`` + 4 digits: one upsert with RETURNING, atomic on
     both databases (PostgreSQL locks the day's row; SQLite serialises writers), rolled back with the cases if they
     fail."""
     day = at.astimezone(LOCAL).strftime("%Y%m%d")
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(CaseCounter).values(day=day, last=count)
-    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"last": CaseCounter.last + count})
-    last = session.execute(stmt.returning(CaseCounter.last)).scalar_one()
+    last = conn.execute(_NEXT_NUMBERS[conn.dialect.name == "postgresql"], {"day": day, "n": count}).scalar_one()
     return [f"{day}{n:04d}" for n in range(last - count + 1, last + 1)]
 
 
@@ -247,8 +253,9 @@ class Collectors:
     scopes: tuple[tuple[int, tuple[str, ...]], ...]
 
     @classmethod
-    def load(cls, session: Session) -> Collectors:
-        rows = session.exec(select(AppUser.id, AppUser.grid_scope).where(AppUser.role == "collector", AppUser.active))
+    def load(cls, conn: Connection | Session) -> Collectors:
+        user = AppUser.__table__.c
+        rows = conn.execute(select(user.id, user.grid_scope).where(user.role == "collector", user.active))
         return cls(tuple((user_id, tuple(scope)) for user_id, scope in rows))
 
     def for_cell(self, grid_code: str | None) -> int | None:

@@ -44,10 +44,12 @@ class GroupCommit(Generic[T]):
                     self._cond.wait()
                     continue
                 self._busy = True
-                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                batch: list[_Entry[T]] = []
                 self._cond.release()
                 try:
-                    with self._lock:
+                    with self._lock:  # whoever queues while we wait for the writer rides along
+                        with self._cond:
+                            batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
                         self._handle(batch)
                 finally:
                     self._cond.acquire()

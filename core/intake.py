@@ -17,10 +17,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, insert, or_, text, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
 
 from core.cases import SYSTEM, TERMINAL, CaseLoop, Collectors, allocate_numbers
 from core.crs import UnknownCRS, near_distance_m, parse_crs, to_wgs84
@@ -126,6 +125,12 @@ class ReportState:
 
 
 COLUMNS = tuple(f.name for f in fields(ReportState) if f.name in Report.model_fields)
+_R, _C = Report.__table__, CaseFile.__table__
+# Statements built once: building and coercing a statement cost more than running it.
+_LOCK_REPORTS = select(_R.c.id, _R.c.case_id).where(_R.c.id.in_(bindparam("ids", expanding=True))).with_for_update()
+_MATTER_NAMES = select(TaxonomyItem.__table__.c.code, TaxonomyItem.__table__.c.name).where(
+    TaxonomyItem.__table__.c.kind == "matter", TaxonomyItem.__table__.c.code.in_(bindparam("codes", expanding=True))
+)
 
 
 class Intake:
@@ -133,7 +138,16 @@ class Intake:
         self.loop = loop
         self.engine = loop.engine
         self.services = services
-        writer = threading.Lock()  # one writing transaction at a time from this process
+        # SQLite: one writing transaction at a time from this process (its busy wait sleeps for milliseconds);
+        # PostgreSQL: storing and filing overlap, so a store waiting for its commit to reach the disk holds up no one.
+        sqlite = self.engine.dialect.name == "sqlite"
+        writer = threading.Lock() if sqlite else None
+        dialect_insert = sqlite_insert if sqlite else pg_insert
+        self._insert_report = (
+            dialect_insert(_R)
+            .on_conflict_do_nothing(index_elements=["channel", "channel_ref"])
+            .returning(_R.c.id, _R.c.channel, _R.c.channel_ref)
+        )
         self._storing = GroupCommit(self._store, writer)
         self._filing = GroupCommit(self._file_or_fail, writer)
 
@@ -162,18 +176,11 @@ class Intake:
         return report, True
 
     def _store(self, batch: Sequence[ReportState]) -> None:
-        """One multi-row INSERT … ON CONFLICT DO NOTHING: a repeated (channel, channel_ref), even within the batch,
-        gets no id back and is found instead."""
-        dialect_insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        """One INSERT … ON CONFLICT DO NOTHING for the batch (SQLAlchemy sends it as multi-row VALUES, compiled once
+        per process): a repeated (channel, channel_ref), even within the batch, gets no id back and is found instead."""
         rows = [{c: getattr(r, c) for c in COLUMNS if c != "id"} for r in batch]
-        stmt = (
-            dialect_insert(Report)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "channel_ref"])
-            .returning(Report.id, Report.channel, Report.channel_ref)
-        )
         with self.engine.begin() as conn:
-            ids = {(channel, ref): report_id for report_id, channel, ref in conn.execute(stmt)}
+            ids = {(channel, ref): report_id for report_id, channel, ref in conn.execute(self._insert_report, rows)}
         for report in batch:
             report.id = ids.pop((report.channel, report.channel_ref), None)
 
@@ -299,15 +306,14 @@ class Intake:
     def _file(self, batch: Sequence[ReportState]) -> None:
         at = self.loop.clock()
         ids = [r.id for r in batch]
-        with Session(self.engine) as session:
+        # Core statements on a plain connection: the ORM's per-statement bookkeeping cost more than the database.
+        with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 # The stored report is the durable record; a filing lost in a crash is redone by ``retry`` (run at
                 # every start), so this commit need not wait for the disk.
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
             # lock the reports: another worker may be filing one of them right now
-            filed = dict(
-                session.execute(select(Report.id, Report.case_id).where(Report.id.in_(ids)).with_for_update()).all()
-            )
+            filed = dict(conn.execute(_LOCK_REPORTS, {"ids": ids}).all())
             todo = []
             for report in batch:
                 report.case_id = filed[report.id]
@@ -315,28 +321,25 @@ class Intake:
                     todo.append(report)
                 elif not report.done("file"):
                     report.record("file", "ok")
-            names = self._matter_names(session, {r.code for r in todo if r.code})
+            names = self._matter_names(conn, {r.code for r in todo if r.code})
             for report in todo:
                 if report.code and report.code not in names:
                     report.classification = {**(report.classification or {}), "decision": "review"}
                     report.steps["classify"] = {"status": "failed", "error": f"事项代码 {report.code} 不在分类代码表中"}
-            numbers = allocate_numbers(session, at, len(todo)) if todo else []
+            numbers = allocate_numbers(conn, at, len(todo)) if todo else []
             for report, number in zip(todo, numbers, strict=True):
                 report.case_number = number
-            self._duplicates(session, batch)
+            self._duplicates(conn, batch)
             if todo:
-                self._insert_cases(session, todo, names, at)
-            self._write_steps(batch, session)
-            session.commit()
+                self._insert_cases(conn, todo, names, at)
+            self._write_steps(batch, conn)
 
-    def _matter_names(self, session: Session, codes: set[str]) -> dict[str, str]:
+    def _matter_names(self, conn: Connection, codes: set[str]) -> dict[str, str]:
         if not codes:
             return {}
-        item = TaxonomyItem
-        rows = session.execute(select(item.code, item.name).where(item.kind == "matter", item.code.in_(codes)))
-        return dict(rows.all())
+        return dict(conn.execute(_MATTER_NAMES, {"codes": sorted(codes)}).all())
 
-    def _duplicates(self, session: Session, batch: Sequence[ReportState]) -> None:
+    def _duplicates(self, conn: Connection, batch: Sequence[ReportState]) -> None:
         """The nearest open original case (not itself a duplicate) of the same 事项 within the radius and time
         window: in the database, or filed earlier in this same group."""
         rules = self.loop.rules
@@ -347,23 +350,26 @@ class Intake:
                 report.record("duplicates", "skipped", "无事项代码或位置")
         if not located:
             return
+        c = _C.c
         near_any = or_(
             *(
                 and_(
-                    CaseFile.matter_code == r.code,
-                    CaseFile.created_at >= r.received_at - timedelta(days=rules.duplicate_window_days),
-                    CaseFile.lon.between(r.place["lon"] - box * 2, r.place["lon"] + box * 2),
-                    CaseFile.lat.between(r.place["lat"] - box, r.place["lat"] + box),
+                    c.matter_code == r.code,
+                    c.created_at >= r.received_at - timedelta(days=rules.duplicate_window_days),
+                    c.lon.between(r.place["lon"] - box * 2, r.place["lon"] + box * 2),
+                    c.lat.between(r.place["lat"] - box, r.place["lat"] + box),
                 )
                 for r in located
             )
         )
-        rows = session.execute(
-            select(
-                CaseFile.id, CaseFile.number, CaseFile.matter_code, CaseFile.lon, CaseFile.lat, CaseFile.created_at
-            ).where(CaseFile.state.not_in(TERMINAL), CaseFile.duplicate_of.is_(None), near_any)
-        ).all()
-        candidates = [(number, code, lon, lat, created) for _, number, code, lon, lat, created in rows]
+        candidates = [
+            tuple(row)
+            for row in conn.execute(
+                select(c.number, c.matter_code, c.lon, c.lat, c.created_at).where(
+                    c.state.not_in(TERMINAL), c.duplicate_of.is_(None), near_any
+                )
+            )
+        ]
         for report in located:
             place = report.place
             since = report.received_at - timedelta(days=rules.duplicate_window_days)
@@ -378,8 +384,8 @@ class Intake:
             if report.case_number and not place["duplicate_of"]:  # later reports of the group may repeat this one
                 candidates.append((report.case_number, report.code, place["lon"], place["lat"], report.received_at))
 
-    def _insert_cases(self, session: Session, todo: Sequence[ReportState], names: dict[str, str], at: datetime) -> None:
-        collectors = Collectors.load(session)
+    def _insert_cases(self, conn: Connection, todo: Sequence[ReportState], names: dict[str, str], at: datetime) -> None:
+        collectors = Collectors.load(conn)
         stage_limit = self.loop.rules.stage_hours.get("受理", 1.0)
         rows = []
         for report in todo:
@@ -411,9 +417,7 @@ class Intake:
                     "updated_at": at,
                 }
             )
-        cases = CaseFile.__table__
-        returning = insert(cases).returning(cases.c.id, sort_by_parameter_order=True)
-        case_ids = session.connection().execute(returning, rows).scalars().all()
+        case_ids = conn.execute(insert(_C).returning(_C.c.id, sort_by_parameter_order=True), rows).scalars().all()
         events = []
         for report, case_id in zip(todo, case_ids, strict=True):
             report.case_id = case_id
@@ -434,12 +438,12 @@ class Intake:
                     "attachments": [m["sha256"] for m in report.media if "sha256" in m],
                 }
             )
-        session.connection().execute(insert(CaseEvent.__table__), events)
+        conn.execute(insert(CaseEvent.__table__), events)
 
-    def _write_steps(self, batch: Sequence[ReportState], session: Session | None = None) -> None:
+    def _write_steps(self, batch: Sequence[ReportState], conn: Connection | None = None) -> None:
         stmt = (
-            update(Report.__table__)
-            .where(Report.__table__.c.id == bindparam("rid"))
+            update(_R)
+            .where(_R.c.id == bindparam("rid"))
             .values(
                 steps=bindparam("steps"),
                 transcript=bindparam("transcript"),
@@ -459,11 +463,11 @@ class Intake:
             }
             for r in batch
         ]
-        if session is None:
-            with self.engine.begin() as conn:
-                conn.execute(stmt, rows)
+        if conn is None:
+            with self.engine.begin() as own:
+                own.execute(stmt, rows)
         else:
-            session.connection().execute(stmt, rows)
+            conn.execute(stmt, rows)
 
     def _auto_accept(self, report: ReportState) -> None:
         cls = report.classification or {}
