@@ -1,1 +1,2 @@
-"""Language: text normalisation and place phrases (later: speech and classification)."""
+"""Language, knowing nothing of the rest of Gridline: one normal form, place phrases, classification into the
+事项 codes (keyword baseline and trained model) and speech to text (Vosk)."""
