@@ -1,5 +1,6 @@
-"""REST API under /api/v1: reports, cases and their actions, attachments, evaluation. Described by the OpenAPI
-document of ``admin.openapi``, whose schemas also validate every request body, so the two cannot drift apart.
+"""REST API under /api/v1: reports, cases and their actions, attachments, evaluation, the 受理员's hand-over queue.
+Described by the OpenAPI document of ``admin.openapi``, whose schemas also validate every request body, so the two
+cannot drift apart.
 
 Every route needs ``Authorization: Bearer <token>`` (``gridline token create USER``) except the document itself.
 Personal data (a reporter's phone number, OpenID, chat id) is never part of an answer.
@@ -16,6 +17,7 @@ from aiohttp import web
 from admin.openapi import SCHEMAS, document
 from admin.responses import in_thread, json_error, json_response
 from admin.runtime import RUNTIME
+from bots.dialogue import operator_reply, waiting_handoffs
 from core.attachments import AttachmentError
 from core.cases import ACTIONS, Actor, CaseError, CaseLoop
 from core.intake import BadReport, Incoming
@@ -24,6 +26,7 @@ from core.users import actor_for_password, actor_for_token, create_token
 
 ACTOR = web.RequestKey("actor", Actor)
 REPORT_ROLES = frozenset({"operator", "collector", "shift_lead", "admin"})
+HANDOFF_ROLES = frozenset({"operator", "shift_lead", "admin"})
 MAX_BODY = 64 * 1024
 
 
@@ -280,6 +283,50 @@ async def evaluation(request: web.Request) -> web.Response:
     )
 
 
+def handoff_json(waiting: dict[str, Any]) -> dict[str, Any]:
+    """Field by field, so nothing the dialogue may keep later (a raw OpenID, a phone number) leaks into the answer."""
+    return {
+        "conversation": waiting["conversation"],
+        "channel": waiting["channel"],
+        "user": waiting["user"],
+        "since": waiting["since"],
+        "messages": [{k: m[k] for k in ("at", "text", "photo", "location") if k in m} for m in waiting["messages"]],
+    }
+
+
+async def list_handoffs(request: web.Request) -> web.Response:
+    """The conversations waiting for a 受理员, oldest first; a citizen appears only as a masked tag."""
+    actor: Actor = request[ACTOR]
+    if actor.role not in HANDOFF_ROLES:
+        return json_error(403, "只有受理员、值班长和管理员能处理人工会话")
+    queue = await in_thread(waiting_handoffs, request.app[RUNTIME].loop.engine)
+    return json_response({"handoffs": [handoff_json(q) for q in queue]})
+
+
+async def reply_handoff(request: web.Request) -> web.Response:
+    """``operator_reply`` answers any conversation; only one still waiting for a 受理员 is answered here, so a citizen
+    who ended the hand-over (“取消”) is not written to out of the blue."""
+    actor: Actor = request[ACTOR]
+    if actor.role not in HANDOFF_ROLES:
+        return json_error(403, "只有受理员、值班长和管理员能处理人工会话")
+    raw = request.match_info["conversation"]
+    if not (raw.isascii() and raw.isdigit()):
+        return json_error(400, "会话编号应为正整数")
+    conversation = int(raw)
+    body = await _body(request, "HandoffReplyIn")
+    engine = request.app[RUNTIME].loop.engine
+
+    def run() -> bool:
+        # checked in Python, not by the database: an id past BIGINT is then a 404 and not an error of the driver
+        if not any(q["conversation"] == conversation for q in waiting_handoffs(engine)):
+            return False
+        return operator_reply(engine, conversation, body["text"].strip(), operator=actor.name)
+
+    if not await in_thread(run):
+        return json_error(404, f"没有等待人工服务的会话 {conversation}（不存在或已结束人工服务）")
+    return json_response({"conversation": conversation, "queued": True})
+
+
 @web.middleware
 async def domain_errors(request: web.Request, handler) -> web.StreamResponse:
     """Refusals of the domain become 4xx JSON answers."""
@@ -306,5 +353,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/cases/{number}", get_case)
     r.add_post("/api/v1/cases/{number}/actions/{action}", act)
     r.add_get("/api/v1/evaluation", evaluation)
+    r.add_get("/api/v1/handoffs", list_handoffs)
+    r.add_post("/api/v1/handoffs/{conversation}/reply", reply_handoff)
     r.add_post("/api/v1/attachments", upload)
     r.add_get("/api/v1/attachments/{sha256}", download)

@@ -52,6 +52,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "password": {"type": "string", "minLength": 1, "maxLength": 200},
         },
     },
+    "HandoffReplyIn": {
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"}},
+    },
+    "Handoff": {
+        "type": "object",
+        "required": ["conversation", "channel", "user", "messages"],
+        "properties": {
+            "conversation": {"type": "integer"},
+            "channel": {"type": "string"},
+            "user": {"type": "string", "description": "用户标识的不可逆摘要（不含 OpenID、chat id）"},
+            "since": {"type": ["string", "null"]},
+            "messages": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "at": {"type": "string"},
+                        "text": {"type": "string"},
+                        "photo": SHA256,
+                        "location": {"type": "array", "items": {"type": ["number", "string"]}},
+                    },
+                },
+            },
+        },
+    },
     "Timer": {
         "type": ["object", "null"],
         "properties": {
@@ -250,6 +278,36 @@ def document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {"200": _response("指标、综合指标值与等级"), **_errors(400, 401, 403)},
+                }
+            },
+            "/api/v1/handoffs": {
+                "get": {
+                    "summary": "等待人工受理员的会话（市民发送“人工”后），最早的在前",
+                    "responses": {
+                        "200": _response(
+                            "人工会话队列",
+                            {"type": "object", "properties": {"handoffs": {"type": "array", "items": _ref("Handoff")}}},
+                        ),
+                        **_errors(401, 403),
+                    },
+                }
+            },
+            "/api/v1/handoffs/{conversation}/reply": {
+                "post": {
+                    "summary": "受理员答复一条人工会话（经市民所用渠道发出）",
+                    "parameters": [
+                        {
+                            "name": "conversation",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("HandoffReplyIn")}},
+                    },
+                    "responses": {"200": _response("已排入发送队列"), **_errors(400, 401, 403, 404)},
                 }
             },
             "/api/v1/attachments": {
