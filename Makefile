@@ -38,6 +38,7 @@ system-packages:
 
 run: system-packages $(VENV)/.installed-run
 	$(BIN)/gridline init --demo
+	$(BIN)/gridline ivr prompts  # the 12319 hotline's voice; only new or changed prompts are spoken again
 	$(BIN)/gridline serve
 
 test: system-packages $(VENV)/.installed-test

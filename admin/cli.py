@@ -521,7 +521,7 @@ class Cli:
 
         self.require_schema()
         self.runtime.geocoder  # noqa: B018  (bad geocoder settings stop the start, not the first request)
-        self.runtime.intake  # noqa: B018  (the classifier loaded once, before any request thread asks for it)
+        self.runtime.warm()  # the classifier and indexes loaded once, before any request thread asks for them
         if redone := self.runtime.intake.retry():  # filings lost in a crash (they are committed without waiting)
             self.err.print(f"重新处理了 {redone} 条未完成的上报")
         hotline = self._start_hotline()

@@ -55,6 +55,7 @@ def _measure(url: str, folder: Path) -> dict[str, float]:
     runtime = Runtime(load_settings(environ=env))
     actor = Actor.of(users.add_user(runtime.engine, "op", "operator"))
     intake = runtime.intake
+    runtime.warm()  # as `gridline serve` does before its first request
     intake.submit(_report(0, "warm"))
 
     def timed(report: Incoming) -> float:

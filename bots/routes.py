@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -45,13 +44,10 @@ class Bots:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: start the Telegram application and the notifier, stop them on shutdown. With a
         chat channel configured, the classifier and the indexes are loaded before the first message arrives (else
-        the first citizens would wait seconds, past WeChat's deadline)."""
+        the first citizens would wait seconds, past WeChat's deadline); `gridline serve` has also frozen the heap
+        (``Runtime.warm``)."""
         if self.wechat is not None or self.telegram is not None:
             await asyncio.to_thread(self.dialogue.warm)
-            # The indexes and the model are some 160,000 long-lived objects: a full collection scans them all
-            # (~90 ms with everything stopped, a reply-latency spike). Frozen, they are never scanned again.
-            gc.collect()
-            gc.freeze()
         if self.telegram is not None:
             await self.telegram.start()
         task = asyncio.create_task(self.notifier.run(), name="gridline-notifier")
