@@ -426,19 +426,11 @@ class Cli:
         return speech
 
     def _hotline(self, speech: Any) -> Any:
-        from ivr.hotline import Hotline
         from ivr.prompts import PromptSet, prompts_root
 
-        rt, s = self.runtime, self.runtime.settings
-        return Hotline(
-            intake=rt.intake,
-            attachments=rt.attachments,
-            loop=rt.loop,
-            geocoder=rt.geocoder,
-            classifier=rt.intake.services.classifier,
-            prompts=PromptSet(prompts_root(s.prompts_dir, s.data_dir)),
-            workdir=Path(s.data_dir) / "ivr" / "calls",
-            speech=speech,
+        s = self.runtime.settings
+        return self.runtime.hotline(
+            PromptSet(prompts_root(s.prompts_dir, s.data_dir)), Path(s.data_dir) / "ivr" / "calls", speech
         )
 
     def _checked_hotline(self) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.engine import Engine
@@ -19,6 +20,8 @@ from core.geocoder import GazetteerGeocoder, PlaceLocator, fallback_geocoders
 from core.grid import GridIndex
 from core.intake import Intake, Services
 from core.worktime import WorkCalendar
+from ivr.hotline import Hotline, Recogniser
+from ivr.prompts import PromptSet
 from nlp.classify import Classifier, KeywordClassifier, Thresholds
 from nlp.model import DEFAULT_MODEL, TrainedClassifier
 from nlp.speech import Speech
@@ -101,6 +104,20 @@ class Runtime:
     def dialogue(self) -> Dialogue:
         """The chat dialogue over this runtime's intake, geocoder and attachments (one per process)."""
         return Dialogue(self)
+
+    def hotline(self, prompts: PromptSet, workdir: Path, speech: Recogniser | None, **options: Any) -> Hotline:
+        """A 12319 hotline over this runtime's intake, case loop, geocoder and classifier."""
+        return Hotline(
+            intake=self.intake,
+            attachments=self.attachments,
+            loop=self.loop,
+            geocoder=self.geocoder,
+            classifier=self.intake.services.classifier,
+            prompts=prompts,
+            workdir=workdir,
+            speech=speech,
+            **options,
+        )
 
     def warm(self) -> None:
         """Load what the first requests would otherwise wait for (the classifier, jieba, the indexes), then freeze

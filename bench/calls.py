@@ -213,17 +213,7 @@ def run(machine: str) -> str:
             with wave.open(str(path)) as w:
                 lengths[str(path.with_suffix(""))] = w.getnframes() / w.getframerate()
         said = {problem[KEY[0] : KEY[1]]: PROBLEM, place[KEY[0] : KEY[1]]: PLACE}
-        hotline = Hotline(
-            intake=runtime.intake,
-            attachments=runtime.attachments,
-            loop=runtime.loop,
-            geocoder=runtime.geocoder,
-            classifier=runtime.intake.services.classifier,
-            prompts=prompts,
-            workdir=Path(tmp, "calls"),
-            speech=Decoding(speech, said),
-            speech_timeout=60,
-        )
+        hotline = runtime.hotline(prompts, Path(tmp, "calls"), Decoding(speech, said), speech_timeout=60)
         hotline.check()
         # first use builds the classifier's and geocoder's tables: not what a caller waits for in service
         runtime.intake.submit(Incoming("operator", "bench-warm", datetime.now(UTC), text=PROBLEM, address=PLACE))

@@ -53,16 +53,10 @@ def make_hotline(ivr_runtime: Runtime, prompt_set: PromptSet, tmp_path: Path) ->
     made: list[Hotline] = []
 
     def make(speech: Any = "scripted", **kw: Any) -> Hotline:
-        rt = ivr_runtime
-        hotline = Hotline(
-            intake=rt.intake,
-            attachments=rt.attachments,
-            loop=rt.loop,
-            geocoder=rt.geocoder,
-            classifier=rt.intake.services.classifier,
-            prompts=kw.pop("prompts", prompt_set),
-            workdir=kw.pop("workdir", tmp_path / "calls"),
-            speech=ScriptedSpeech() if speech == "scripted" else speech,
+        hotline = ivr_runtime.hotline(
+            kw.pop("prompts", prompt_set),
+            kw.pop("workdir", tmp_path / "calls"),
+            ScriptedSpeech() if speech == "scripted" else speech,
             **kw,
         )
         made.append(hotline)

@@ -23,7 +23,6 @@ from sqlmodel import Session, select
 from core.cases import SYSTEM
 from core.intake import Incoming
 from core.models import Report
-from ivr.hotline import Hotline
 from ivr.prompts import speak
 from ivr.server import Background
 from tests.conftest import PG_ADMIN_URL, SHARED
@@ -105,16 +104,7 @@ def peer(ivr_runtime, prompt_set, tmp_path_factory):
         voices[text] = folder / f"voice-{len(voices)}.wav"
         voices[text].write_bytes(audio)
         speech.say(text, wav_pcm(audio))
-    hotline = Hotline(
-        intake=ivr_runtime.intake,
-        attachments=ivr_runtime.attachments,
-        loop=ivr_runtime.loop,
-        geocoder=ivr_runtime.geocoder,
-        classifier=ivr_runtime.intake.services.classifier,
-        prompts=prompt_set,
-        workdir=folder / "calls",
-        speech=speech,
-    )
+    hotline = ivr_runtime.hotline(prompt_set, folder / "calls", speech)
     hotline.check()
     server = Background(hotline, "127.0.0.1", 0).start()
     plan = folder / "dialplan.conf"
