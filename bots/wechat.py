@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -107,6 +109,20 @@ def set_menu(settings: Settings, engine: Engine) -> dict[str, Any]:
     return MENU
 
 
+class _Route:
+    """Whether a message's answer goes back as the passive reply or, past the deadline, through the outbox: decided
+    once, by whichever comes first, the answer or the deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._choice: str | None = None
+
+    def choose(self, choice: str) -> str:
+        with self._lock:
+            self._choice = self._choice or choice
+            return self._choice
+
+
 class _Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -170,25 +186,62 @@ class WeChat:
             return self._render([{"text": "系统繁忙，请稍后再发一次。"}], msg, request.query, plain_ok)
 
     async def _answer(self, msg: Any, q: Any, plain_ok: bool, started: float) -> web.Response:
+        """One thread hop per message (claim, dialogue, outbox, finish): under a burst, every extra hop queued again
+        for the executor's few threads, and the queueing, not the work, made the slow tail."""
         ref = self._ref(msg)
-        state, answer = await asyncio.to_thread(storage.claim, self.engine, "wechat", ref)
         remaining = max(0.2, self.deadline - (time.monotonic() - started))
-        if state == "done":
-            return self._render(answer or [], msg, q, plain_ok)
-        if state == "busy":
-            answer = await self._await_answer(ref, remaining)
-            return self._success() if answer is None else self._render(answer, msg, q, plain_ok)
-        task = asyncio.ensure_future(self._process(msg, ref))
+        loop = asyncio.get_running_loop()
+        route = _Route()
+        job = asyncio.ensure_future(
+            asyncio.to_thread(self._turn, msg, ref, route, lambda: loop.call_soon_threadsafe(self.wake))
+        )
         try:
-            replies = await asyncio.wait_for(asyncio.shield(task), timeout=remaining)
+            state, answer = await asyncio.wait_for(asyncio.shield(job), timeout=remaining)
         except TimeoutError:
-            task.add_done_callback(lambda t: asyncio.ensure_future(self._late(t, msg, ref)))
-            return self._success()
-        if replies is None:
+            if route.choose("late") == "late":
+                return self._success()  # the answer follows by customer-service message
+            state, answer = await job  # the passive reply was being written as the clock ran out
+        if state == "busy":
+            answer = await self._await_answer(ref, max(0.2, self.deadline - (time.monotonic() - started)))
+            return self._success() if answer is None else self._render(answer, msg, q, plain_ok)
+        if state == "failed":
             return self._render([{"text": "系统繁忙，请稍后再发一次。"}], msg, q, plain_ok)
-        passive = await self._split_media(replies, msg.source, ref)
-        await asyncio.to_thread(storage.finish, self.engine, "wechat", ref, passive)
-        return self._render(passive, msg, q, plain_ok)
+        return self._render(answer or [], msg, q, plain_ok)
+
+    def _turn(self, msg: Any, ref: str, route: _Route, wake: Callable[[], None]) -> tuple[str, list[dict] | None]:
+        """Claim the message and answer it: ("done", passive reply) for this or an earlier delivery, ("busy", None)
+        while another delivery is being answered, ("late", None) when the answer went to the outbox, ("failed",
+        None) when storage failed (the claim is then released, so WeChat's retry is processed)."""
+        try:
+            state, answer = storage.claim(self.engine, "wechat", ref)
+            if state != "new":
+                return state, answer
+        except Exception:
+            log.exception("wechat message %s from %s not claimed", ref, mask(msg.source))
+            return "failed", None
+        try:
+            inbound, direct = self._inbound(msg)
+            replies = [r.as_dict() for r in (direct if direct is not None else self.dialogue.handle(inbound))]
+        except Exception:
+            log.exception("wechat message %s from %s failed", ref, mask(msg.source))
+            with suppress(Exception):
+                storage.release(self.engine, "wechat", ref)
+            return "failed", None
+        if route.choose("passive") == "late":  # no one awaits this any more: log, never raise
+            try:
+                storage.finish(self.engine, "wechat", ref, [])
+                self._enqueue(msg.source, ref, replies)
+                wake()
+            except Exception:
+                log.exception("late answer to wechat message %s from %s not queued", ref, mask(msg.source))
+            return "late", None
+        photos = [r for r in replies if r.get("photo")]  # photos cannot ride in a passive text reply
+        passive = [r for r in replies if not r.get("photo")]
+        if photos:
+            self._enqueue(msg.source, f"{ref}:media", photos)
+            wake()
+        storage.finish(self.engine, "wechat", ref, passive)
+        return "done", passive
 
     async def _read(self, request: web.Request) -> tuple[Any, bool]:
         if not self.token:
@@ -241,36 +294,6 @@ class WeChat:
                 return answer
             await asyncio.sleep(0.05)
         return None
-
-    async def _process(self, msg: Any, ref: str) -> list[dict] | None:
-        """The dialogue's answer as dicts; None (with the claim released for a retry) when storage failed."""
-        try:
-            inbound, direct = await asyncio.to_thread(self._inbound, msg)
-            if direct is not None:
-                return [r.as_dict() for r in direct]
-            replies = await asyncio.to_thread(self.dialogue.handle, inbound)
-            return [r.as_dict() for r in replies]
-        except Exception:
-            log.exception("wechat message %s from %s failed", ref, mask(msg.source))
-            await asyncio.to_thread(storage.release, self.engine, "wechat", ref)
-            return None
-
-    async def _late(self, task: asyncio.Future, msg: Any, ref: str) -> None:
-        """The answer missed the passive-reply deadline: send it by customer-service message instead."""
-        replies = task.result() if not task.cancelled() else None
-        if replies is None:
-            return
-        await asyncio.to_thread(storage.finish, self.engine, "wechat", ref, [])
-        await asyncio.to_thread(self._enqueue, msg.source, ref, replies)
-        self.wake()
-
-    async def _split_media(self, replies: list[dict], user: str, ref: str) -> list[dict]:
-        """Photos cannot ride in a passive text reply: they follow through the outbox."""
-        photos = [r for r in replies if r.get("photo")]
-        if photos:
-            await asyncio.to_thread(self._enqueue, user, f"{ref}:media", photos)
-            self.wake()
-        return [r for r in replies if not r.get("photo")]
 
     def _enqueue(self, user: str, ref: str, replies: list[dict]) -> None:
         storage.enqueue(
