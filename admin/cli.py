@@ -25,7 +25,6 @@ from core.gazetteer import import_places
 from core.geocoder import Located
 from core.grid import GridIndex, import_grid, relocate
 from core.models import Component, Place
-from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
 from nlp.metrics import Evaluation, LabelledFileError, evaluate, read_jsonl
 from nlp.model import DEFAULT_MODEL, ModelError, train
 from nlp.places import find_place
@@ -269,6 +268,8 @@ class Cli:
             self.out.print(f"  {guess['p']:.3f}  {guess['code']} {guess['name']}")
 
     def cmd_train(self) -> None:
+        from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings  # pypinyin: training only
+
         self.require_schema()
         labels = taxonomy.labels(self.runtime.engine)
         codes = {label.code for label in labels}

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -32,8 +33,22 @@ def machine() -> str:
     load = os.getloadavg()[0]  # other jobs on the machine while this ran: read the numbers with it
     return (
         f"{date.today().isoformat()}, {cores} × {cpu}, Python {platform.python_version()}, "
-        f"shapely {shapely.__version__}, numpy {numpy.__version__}, load average {load:.1f} at start"
+        f"shapely {shapely.__version__}, numpy {numpy.__version__}, load average {load:.1f} at start, "
+        f"reference loop {reference_ms():.0f} ms"
     )
+
+
+def reference_ms() -> float:
+    """A fixed pure-Python loop, best of 5: machines of the same name have differed fourfold here (shared hosts), so
+    every result carries the speed of the machine it ran on; scale by this before comparing two dates."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
 
 
 def write(name: str, section: str) -> None:

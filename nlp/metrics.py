@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sklearn.metrics import f1_score
-
 from nlp.classify import Classification, Classifier
 
 OOS = "out_of_scope"
@@ -105,6 +103,8 @@ def _scores(pairs: Sequence[tuple[Labelled, Classification]]) -> Scores:
 
 
 def evaluate(classifier: Classifier, rows: Sequence[Labelled], confused: int = 10) -> Evaluation:
+    from sklearn.metrics import f1_score  # here, not at the top: every `gridline` command imports this module
+
     start = time.perf_counter()
     results = [classifier.classify(row.text) for row in rows]
     ms = (time.perf_counter() - start) * 1000 / max(1, len(rows))
