@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from admin.api import add_routes
@@ -15,6 +17,7 @@ from core import db
 
 VERSION = "0.1.0"
 log = logging.getLogger("gridline")
+TEMPLATES = web.AppKey("gridline_admin_templates", jinja2.Environment)
 
 
 @web.middleware
@@ -63,9 +66,19 @@ async def grid_map(request: web.Request) -> web.Response:
     return web.Response(text=svg, content_type="image/svg+xml")
 
 
+async def index(request: web.Request) -> web.Response:
+    """The front page of `make run`'s address: where citizens report and where staff and the map are, rather than a
+    bare 404. It names only the chat channels this centre has connected."""
+    s = request.app[RUNTIME].settings
+    channels = [name for name, on in (("微信公众号", s.wechat_token), ("Telegram 机器人", s.telegram_token)) if on]
+    return aiohttp_jinja2.render_template("index.html", request, {"channels": channels}, app_key=TEMPLATES)
+
+
 def build_app(runtime: Runtime) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=10 * 1024 * 1024)
     app[RUNTIME] = runtime
+    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("admin", "templates"), app_key=TEMPLATES, autoescape=True)
+    app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/locate", locate)
     app.router.add_get("/map.svg", grid_map)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from admin.app import build_app
 from admin.runtime import Runtime
+from bench.harness import free_port
 from core import db
 from core.config import load_settings
 
@@ -49,12 +50,6 @@ async def test_locate_api(aiohttp_client, demo_db_url):
     assert resp.status == 404 and "error" in await resp.json()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_answers_healthz_within_60_seconds(tmp_path):
     """`make run` is `gridline init --demo` then `gridline serve`: do exactly that on a fresh SQLite file."""
     gridline = Path(sys.executable).with_name("gridline")
@@ -81,6 +76,23 @@ def test_serve_answers_healthz_within_60_seconds(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def test_the_front_page_leads_to_every_face_and_names_only_connected_channels(aiohttp_client, demo_db_url):
+    plain = Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_db_url}))
+    client = await aiohttp_client(build_app(plain))
+    resp = await client.get("/")
+    page = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "网页反映" in page and "12319" in page and "微信公众号" not in page and "Telegram" not in page
+    links = re.findall(r'(?:href|src)="(/[^"]*)"', page)
+    assert {"/chat", "/map.svg", "/healthz", "/api/v1/openapi.json"} <= set(links)
+    for link in links:
+        assert (await client.get(link)).status == 200, link
+    env = {"GRIDLINE_DATABASE_URL": demo_db_url, "GRIDLINE_WECHAT_TOKEN": "t", "GRIDLINE_TELEGRAM_TOKEN": "1:x"}
+    connected = await aiohttp_client(build_app(Runtime(load_settings(environ=env))))
+    page = await (await connected.get("/")).text()
+    assert "微信公众号" in page and "Telegram 机器人" in page
 
 
 async def test_map_page_draws_every_cell(aiohttp_client, demo_db_url):
