@@ -19,6 +19,8 @@ from core.models import GridCell, Place, Region
 
 PALETTE = ("#8dd3c7", "#fdb462", "#bebada", "#fb8072", "#80b1d3", "#b3de69", "#fccde5", "#ffffb3", "#bc80bd", "#ccebc5")
 AREA_CLASS_STROKE = {"A": "#b2182b", "B": "#ffffff", "C": "#4d4d4d"}
+LABEL_PX = 13  # a Chinese character is about as wide as the font is high
+LABEL_SPOTS = (0.3, 0.55, 0.15, 0.75, 0.4, 0.9)  # along the road: not the middle first, where main roads cross
 
 
 class Projection:
@@ -42,6 +44,20 @@ class Projection:
 
     def xy(self, lon: float, lat: float) -> tuple[float, float]:
         return (lon - self.minx) * self.kx * self.scale, (self.maxy - lat) * self.scale
+
+
+def _label_spot(
+    line: BaseGeometry, proj: Projection, chars: int, taken: list[tuple[float, float, float, float]]
+) -> tuple[float, float]:
+    """The first spot along the road whose label box overlaps no label placed before (roads that start at the
+    same crossing would otherwise print their names on top of each other); the first spot when all collide."""
+    spots = [proj.xy(p.x, p.y) for p in (line.interpolate(f, normalized=True) for f in LABEL_SPOTS)]
+    for x, y in spots:
+        box = (x, y - 4 - LABEL_PX, x + chars * LABEL_PX, y - 4)
+        if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+            taken.append(box)
+            return x, y
+    return spots[0]
 
 
 def render(engine: Engine, width: int = 1000) -> str:
@@ -82,15 +98,15 @@ def render(engine: Engine, width: int = 1000) -> str:
     out.append('<g fill="none" stroke="#222" stroke-width="1.4" stroke-dasharray="6 3">')
     out += [f'<path d="{proj.path(shapely.union_all(g).boundary)}"/>' for g in communities.values()]
     out.append('</g><g fill="none" stroke="#fff" stroke-width="4" stroke-linecap="round" opacity="0.9">')
-    labels = []
+    labels: list[str] = []
+    taken: list[tuple[float, float, float, float]] = []
     for road in roads:
         if road.geometry_wkt:
             line = shapely.from_wkt(road.geometry_wkt)
             out.append(f'<path d="{proj.path(line)}"/>')
-            anchor = line.interpolate(0.3, normalized=True)  # not the middle, where main roads cross
-            x, y = proj.xy(anchor.x, anchor.y)
+            x, y = _label_spot(line, proj, len(road.name), taken)
             labels.append(
-                f'<text x="{x:.0f}" y="{y - 4:.0f}" font-size="13" fill="#111" stroke="#fff" '
+                f'<text x="{x:.0f}" y="{y - 4:.0f}" font-size="{LABEL_PX}" fill="#111" stroke="#fff" '
                 f'stroke-width="3" paint-order="stroke">{escape(road.name)}</text>'
             )
     out.append("</g>")

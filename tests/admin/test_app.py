@@ -104,3 +104,17 @@ async def test_map_page_draws_every_cell(aiohttp_client, demo_db_url):
     svg = ElementTree.fromstring(await resp.text())
     titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
     assert len(titles) == len(runtime.grid) and all(t.startswith("339901") for t in titles)
+    size = 13  # road names: one character about as wide as the font size
+    boxes = [
+        (float(t.get("x")), float(t.get("y")) - size, float(t.get("x")) + size * len(t.text), float(t.get("y")))
+        for t in svg.iter("{http://www.w3.org/2000/svg}text")
+        if t.get("font-size") == str(size) and t.get("stroke")
+    ]
+    assert len(boxes) > 10
+    overlapping = [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    ]
+    assert overlapping == []  # two road names printed over each other are unreadable
