@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
-from admin.openapi import SCHEMAS, document
+from admin.openapi import MAX_OFFSET, SCHEMAS, document
 from admin.responses import in_thread, json_error, json_response
 from admin.runtime import RUNTIME
 from bots.dialogue import operator_reply, waiting_handoffs
@@ -185,8 +185,8 @@ async def list_cases(request: web.Request) -> web.Response:
         limit, offset = int(q.get("limit", 50)), int(q.get("offset", 0))
     except ValueError:
         return json_error(400, "limit 与 offset 应为整数")
-    if not (1 <= limit <= 500) or offset < 0:
-        return json_error(400, "limit 应在 1–500 之间，offset 不能为负")
+    if not (1 <= limit <= 500) or not (0 <= offset <= MAX_OFFSET):
+        return json_error(400, f"limit 应在 1–500 之间，offset 应在 0–{MAX_OFFSET} 之间")
     if q.get("light") not in (None, "green", "yellow", "red"):
         return json_error(400, "light 应为 green、yellow 或 red")
 

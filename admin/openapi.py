@@ -8,6 +8,7 @@ from core.cases import ACTIONS, ROLES, STATES
 from core.intake import CHANNELS, MAX_TEXT
 
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+MAX_OFFSET = 2**31 - 1  # past any centre's case count, and within every database's integer (a bigger one was a 500)
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -212,7 +213,11 @@ def document() -> dict[str, Any]:
                         },
                         {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                        },
                     ],
                     "responses": {
                         "200": _response(

@@ -235,6 +235,14 @@ async def test_authentication_is_required(api):
     assert doc["openapi"].startswith("3.")
 
 
+async def test_bad_paging_is_refused_with_a_message(api):
+    call, _ = api
+    for query in ("offset=-1", f"offset={2**64}", "limit=0", "limit=501", "limit=x", "light=blue"):
+        body = await call("lead", "GET", f"/api/v1/cases?{query}", 400)
+        assert body["error"]  # an offset past SQLite's integers was a 500
+    assert (await call("lead", "GET", f"/api/v1/cases?offset={2**31 - 1}", 200))["cases"] == []
+
+
 async def test_bad_reports_are_refused_and_not_stored(api):
     call, _ = api
     for body in (
