@@ -348,7 +348,7 @@ class _Turn:
                 self.state["hint"] = {"lon": msg.lon, "lat": msg.lat, "crs": msg.crs, "at": self.now}
             return []
         if msg.contact:
-            self.state["contact"] = msg.contact[:32]
+            self.state["contact"] = normalise(msg.contact)[:32]
             self.say("已记下您的联系电话，只用于受理员回访，不会公开。")
         if not self._within_rate():
             return self.out
@@ -382,7 +382,7 @@ class _Turn:
             changed = True
         if msg.lon is not None and msg.lat is not None:
             draft = self._draft()
-            place = self.d.place_from_coords(msg.lon, msg.lat, msg.crs, msg.label)
+            place = self.d.place_from_coords(msg.lon, msg.lat, msg.crs, normalise(msg.label))
             if place is None:
                 self.say(
                     "这个位置不在本平台负责的城区范围内。"

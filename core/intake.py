@@ -64,6 +64,8 @@ class Incoming:
             raise BadReport("channel_ref 不能为空，且不超过 128 个字符")
         if len(self.text) > MAX_TEXT or len(self.address) > 200 or len(self.sender) > 128:
             raise BadReport(f"text 最多 {MAX_TEXT} 字，address 最多 200 字")
+        if any("\x00" in v for v in (self.channel_ref, self.sender, self.text, self.address)):
+            raise BadReport("上报内容中不能含 NUL 字符（\\u0000）")
         if self.received_at.tzinfo is None:
             raise BadReport("received_at 需带时区")
         if not (self.text.strip() or self.media or self.address.strip()):

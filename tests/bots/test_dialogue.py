@@ -157,6 +157,18 @@ def test_limits_are_answered_not_raised(d):
     assert "太频繁" in answers[dlg.RATE_MAX] and answers[-1] == ""  # warned once, then quiet
 
 
+def test_nul_characters_from_a_channel_still_end_in_a_report(world, d):
+    """Telegram's JSON may carry \\u0000, which PostgreSQL's text cannot hold: the words are kept without it."""
+    chat = Chat(d)
+    chat(contact="138\x000000")
+    assert "什么位置" in chat("井盖\x00没了")
+    assert "已收到位置" in chat(lon=DOOR_88[0], lat=DOOR_88[1], crs="wgs84", label="人民路\x0088号")
+    chat("跳过")
+    assert "编号" in chat("确认")
+    [report] = reports_of(world.runtime, "webchat", chat.user)
+    assert report.text == "井盖没了" and "\x00" not in (report.address or "")
+
+
 def test_state_lives_in_the_database_not_in_the_dialogue_object(world, d):
     chat = Chat(d)
     chat("下水道井盖破了")

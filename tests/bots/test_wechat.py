@@ -273,4 +273,3 @@ def test_gridline_serve_answers_wechat_and_logs_no_openid(world, tmp_path):
         assert "数字城管" in answer
     logged = log_path.read_text()
     assert '"POST /wechat"' in logged and user not in logged
-
