@@ -20,6 +20,7 @@ from admin.runtime import RUNTIME
 from bots.dialogue import operator_reply, waiting_handoffs
 from core.attachments import AttachmentError
 from core.cases import ACTIONS, Actor, CaseError, CaseLoop
+from core.db import storable
 from core.intake import BadReport, Incoming
 from core.models import CaseEvent, CaseFile
 from core.users import actor_for_password, actor_for_token, create_token
@@ -52,24 +53,27 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def _has_nul(value: Any) -> bool:
+def _storable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return storable(value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return all(_storable(k) and _storable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return all(_storable(v) for v in value)
+    return True
+
+
+UNSTORABLE = "不能含 NUL 字符（\\u0000）或不成对的代理字符（\\ud800–\\udfff）"
 
 
 @web.middleware
-async def no_nul(request: web.Request, handler) -> web.StreamResponse:
-    """PostgreSQL's text cannot hold a NUL character (SQLite's can): one in a path or query parameter is refused at
-    the door, the same on both databases, rather than failing in the driver as a 500."""
-    if request.path.startswith("/api/v1/") and (
-        _has_nul(dict(request.match_info)) or any(_has_nul(v) for v in request.query.values())
+async def storable_text(request: web.Request, handler) -> web.StreamResponse:
+    """Text no database can keep (``core.db.storable``) in a path or query parameter is refused at the door, the
+    same on both databases, rather than failing in the driver as a 500."""
+    if request.path.startswith("/api/v1/") and not (
+        _storable(dict(request.match_info)) and _storable(list(request.query.values()))
     ):
-        return json_error(400, "路径或查询参数中不能含 NUL 字符（\\u0000）")
+        return json_error(400, f"路径或查询参数中{UNSTORABLE}")
     return await handler(request)
 
 
@@ -80,8 +84,8 @@ async def _body(request: web.Request, schema: str) -> dict[str, Any]:
         body = await request.json()
     except ValueError:
         raise _Bad("请求体不是合法的 JSON") from None
-    if _has_nul(body):
-        raise _Bad("请求体中不能含 NUL 字符（\\u0000）")
+    if not _storable(body):
+        raise _Bad(f"请求体中{UNSTORABLE}")
     try:
         jsonschema.validate(body, SCHEMAS[schema])
     except jsonschema.ValidationError as exc:
@@ -366,7 +370,7 @@ async def domain_errors(request: web.Request, handler) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Mount the API on an app that carries a Runtime under RUNTIME; services are built on first use."""
-    app.middlewares.extend([no_nul, authenticate, domain_errors])
+    app.middlewares.extend([storable_text, authenticate, domain_errors])
     r = app.router
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_post("/api/v1/session", login)

@@ -16,6 +16,18 @@ from sqlmodel import Session, create_engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def storable(text: str) -> bool:
+    """Whether both databases can keep this text: PostgreSQL's text holds no NUL character, and neither database
+    can encode a lone UTF-16 surrogate (which JSON's ``\\ud800`` escapes produce)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` and ``postgres://`` URLs and use psycopg 3 for them."""
     for prefix in ("postgresql://", "postgres://"):

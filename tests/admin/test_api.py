@@ -256,20 +256,20 @@ async def test_bad_reports_are_refused_and_not_stored(api):
     assert listed["total"] == 0
 
 
-async def test_nul_characters_are_refused_alike_on_both_databases(api):
-    """PostgreSQL's text cannot hold NUL: before these checks each of these was a 500 there (and a 200 on SQLite)."""
+async def test_text_no_database_can_keep_is_refused_alike_on_both_databases(api):
+    """A NUL (PostgreSQL's text cannot hold one) or a lone surrogate (JSON's \\ud800; neither database can encode
+    one): before these checks each of these requests was a 500 on one database or both."""
     call, _ = api
-    await call(
-        "op", "POST", "/api/v1/reports", 400, json={"channel": "operator", "channel_ref": "n", "text": "井盖\x00没了"}
-    )
+    for text in ("井盖\x00没了", "井盖\ud800没了"):
+        body = {"channel": "operator", "channel_ref": "n", "text": text}
+        assert "NUL" in (await call("op", "POST", "/api/v1/reports", 400, json=body))["error"]
     assert (await call("lead", "GET", "/api/v1/cases", 200))["total"] == 0
     for path in ("/api/v1/cases?q=%00", "/api/v1/cases?state=%E5%BE%85%00", "/api/v1/cases/2026%00"):
         assert "NUL" in (await call("lead", "GET", path, 400))["error"]
-    created = await call(
-        "op", "POST", "/api/v1/reports", 201, json={"channel": "operator", "channel_ref": "m", "text": "井盖没了"}
-    )
-    body = {"reason": "\x00"}
-    await call("op", "POST", f"/api/v1/cases/{created['case']}/actions/reject", 400, json=body)
+    body = {"channel": "operator", "channel_ref": "m", "text": "井盖没了"}
+    created = await call("op", "POST", "/api/v1/reports", 201, json=body)
+    for reason in ("\x00", "\udfff"):
+        await call("op", "POST", f"/api/v1/cases/{created['case']}/actions/reject", 400, json={"reason": reason})
     assert (await call("lead", "GET", f"/api/v1/cases/{created['case']}", 200))["state"] == "待受理"
 
 
