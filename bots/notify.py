@@ -89,6 +89,9 @@ class Notifier:
         self.clock = clock
         self._wake = asyncio.Event()
         self._last_prune = 0.0
+        # one pass at a time in this process: a pass asked for while another runs waits for it, so when it returns
+        # every row that was due has been tried (another process's rows are kept apart by ``storage.take``)
+        self._passing = asyncio.Lock()
 
     def wake(self) -> None:
         """Deliver now rather than at the next tick (a late WeChat answer is waiting)."""
@@ -139,6 +142,10 @@ class Notifier:
     # --- outbox → channels ------------------------------------------------------------------------------------
     async def deliver(self) -> int:
         """Send what is due on the channels that have a sender; returns how many were sent."""
+        async with self._passing:
+            return await self._deliver()
+
+    async def _deliver(self) -> int:
         channels = tuple(self.senders)
         if not channels:
             return 0
@@ -160,8 +167,9 @@ class Notifier:
         return sent
 
     async def tick(self) -> None:
-        await asyncio.to_thread(self.collect)
-        await self.deliver()
+        async with self._passing:
+            await asyncio.to_thread(self.collect)
+            await self._deliver()
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_prune > 3600:
             self._last_prune = loop_time
