@@ -20,7 +20,7 @@ from admin.runtime import RUNTIME
 from bots.dialogue import operator_reply, waiting_handoffs
 from core.attachments import AttachmentError
 from core.cases import ACTIONS, Actor, CaseError, CaseLoop
-from core.db import storable
+from core.db import UNSTORABLE, storable
 from core.intake import BadReport, Incoming
 from core.models import CaseEvent, CaseFile
 from core.users import actor_for_password, actor_for_token, create_token
@@ -61,9 +61,6 @@ def _storable(value: Any) -> bool:
     if isinstance(value, list):
         return all(_storable(v) for v in value)
     return True
-
-
-UNSTORABLE = "不能含 NUL 字符（\\u0000）或不成对的代理字符（\\ud800–\\udfff）"
 
 
 @web.middleware

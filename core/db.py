@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+UNSTORABLE = "不能含 NUL 字符（\\u0000）或不成对的代理字符（\\ud800–\\udfff）"  # what ``storable`` refuses
 
 
 def storable(text: str) -> bool:

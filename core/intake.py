@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.cases import SYSTEM, TERMINAL, CaseLoop, Collectors, allocate_numbers
 from core.crs import UnknownCRS, near_distance_m, parse_crs, to_wgs84
-from core.db import storable
+from core.db import UNSTORABLE, storable
 from core.geocoder import GazetteerGeocoder, Located
 from core.groupcommit import GroupCommit
 from core.models import CaseEvent, CaseFile, Report, TaxonomyItem, row_defaults
@@ -66,7 +66,7 @@ class Incoming:
         if len(self.text) > MAX_TEXT or len(self.address) > 200 or len(self.sender) > 128:
             raise BadReport(f"text 最多 {MAX_TEXT} 字，address 最多 200 字")
         if not all(storable(v) for v in (self.channel_ref, self.sender, self.text, self.address)):
-            raise BadReport("上报内容中不能含 NUL 字符（\\u0000）或不成对的代理字符（\\ud800–\\udfff）")
+            raise BadReport(f"上报内容中{UNSTORABLE}")
         if self.received_at.tzinfo is None:
             raise BadReport("received_at 需带时区")
         if not (self.text.strip() or self.media or self.address.strip()):
