@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-postgres lint bench clean system-packages
+.PHONY: run test test-postgres smoke lint bench clean system-packages
 
 # Debian packages the IVR and its tests need: ffmpeg (voice messages → PCM), espeak-ng (prompts), sox (audio).
 # Quick when they are there: a dpkg-query per package, no apt-get.
@@ -47,6 +47,11 @@ test: system-packages $(VENV)/.installed-test
 
 test-postgres: system-packages $(VENV)/.installed-test
 	GRIDLINE_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest
+
+# `make run` on a machine that never ran `make test`: a fresh venv with `pip install .` and no extras, in a temporary
+# folder with its own database and ports; the demo city, the server, its pages and a web-chat report, a clean SIGTERM.
+smoke: system-packages
+	$(PYTHON) .ci/smoke.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

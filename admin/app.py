@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import aiohttp_jinja2
 import jinja2
@@ -14,6 +15,8 @@ from admin.runtime import RUNTIME, Runtime
 from bots.privacy import AccessLogger
 from bots.routes import mount as mount_bots
 from core import db
+from core.crs import parse_crs
+from core.geocoder import Located
 
 VERSION = "0.1.0"
 log = logging.getLogger("gridline")
@@ -48,15 +51,34 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+def _coordinates(query: Mapping[str, str]) -> tuple[float, float, str]:
+    try:
+        lon, lat = float(query["lon"]), float(query["lat"])
+    except (KeyError, ValueError):
+        raise ValueError("lon 与 lat 应同时给出，且为数字") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):  # also refuses nan
+        raise ValueError("lon 应在 -180–180、lat 应在 -90–90 之间")
+    return lon, lat, parse_crs(query.get("crs", "wgs84"))
+
+
 async def locate(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    text = request.query.get("q", "").strip()
-    if not text:
-        return json_error(400, "缺少参数 q（地点描述）")
-    if len(text) > 200:
-        return json_error(400, "地点描述过长（最多 200 字）")
-    result = await in_thread(runtime.geocoder.locate, text)
-    return json_response(result.as_dict(), status=200 if hasattr(result, "lon") else 404)
+    """A place description (``q``) or a point (``lon``, ``lat`` and ``crs``) → point and grid cell."""
+    geocoder = request.app[RUNTIME].geocoder
+    query = request.query
+    if "lon" in query or "lat" in query:
+        try:
+            lon, lat, crs = _coordinates(query)
+        except ValueError as exc:  # UnknownCRS is one
+            return json_error(400, str(exc))
+        result = await in_thread(geocoder.locate_point, lon, lat, crs)
+    else:
+        text = query.get("q", "").strip()
+        if not text:
+            return json_error(400, "缺少参数 q（地点描述），或 lon 与 lat（坐标）")
+        if len(text) > 200:
+            return json_error(400, "地点描述过长（最多 200 字）")
+        result = await in_thread(geocoder.locate, text)
+    return json_response(result.as_dict(), status=200 if isinstance(result, Located) else 404)
 
 
 async def grid_map(request: web.Request) -> web.Response:

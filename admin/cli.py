@@ -19,7 +19,7 @@ from admin.runtime import Runtime
 from core import census, db, taxonomy, users
 from core.cases import ROLES
 from core.config import ConfigError, Settings, load_settings
-from core.crs import UnknownCRS, parse_crs, to_wgs84
+from core.crs import UnknownCRS, parse_crs
 from core.datafile import DataError, read_csv
 from core.gazetteer import import_places
 from core.geocoder import Located
@@ -215,9 +215,7 @@ class Cli:
         self.require_schema()
         geocoder = self.runtime.geocoder
         if self.args.lonlat:
-            lon, lat = _lonlat(self.args.lonlat)
-            lon, lat = to_wgs84(lon, lat, _crs(self.args.crs))
-            result = geocoder.locator.reverse(lon, lat)
+            result = geocoder.locate_point(*_lonlat(self.args.lonlat), _crs(self.args.crs))
         elif self.args.text:
             result = geocoder.locate(" ".join(self.args.text))
         else:
@@ -229,6 +227,8 @@ class Cli:
     def _print_located(self, result: Any) -> None:
         if not isinstance(result, Located):
             self.out.print(f"未能定位: {result.reason}")
+            if result.lon is not None:
+                self.out.print(f"  WGS-84 {result.lon:.6f}, {result.lat:.6f}")
             return
         self.out.print(f"{result.matched}  ({result.method}，置信度 {result.confidence:.2f})")
         self.out.print(f"  WGS-84 {result.lon:.6f}, {result.lat:.6f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.cases import ACTIONS, ROLES, STATES
+from core.crs import CRS_NAMES
 from core.intake import CHANNELS, MAX_TEXT
 
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
@@ -23,7 +24,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "address": {"type": "string", "maxLength": 200},
             "lon": {"type": "number", "minimum": -180, "maximum": 180},
             "lat": {"type": "number", "minimum": -90, "maximum": 90},
-            "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+            "crs": {"type": "string", "enum": list(CRS_NAMES)},
             "media": {"type": "array", "items": SHA256, "maxItems": 9},
         },
     },
@@ -163,15 +164,13 @@ def document() -> dict[str, Any]:
         "paths": {
             "/api/v1/locate": {
                 "get": {
-                    "summary": "地点描述 → 坐标与单元网格（公开）",
+                    "summary": "地点描述（q）或坐标（lon、lat、crs）→ WGS-84 坐标与单元网格（公开）",
                     "security": [],
                     "parameters": [
-                        {
-                            "name": "q",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        }
+                        {"name": "q", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                        {"name": "lon", "in": "query", "schema": {"type": "number", "minimum": -180, "maximum": 180}},
+                        {"name": "lat", "in": "query", "schema": {"type": "number", "minimum": -90, "maximum": 90}},
+                        {"name": "crs", "in": "query", "schema": {"type": "string", "enum": list(CRS_NAMES)}},
                     ],
                     "responses": {"200": _response("已定位"), "404": _response("未能定位"), **_errors(400)},
                 }

@@ -31,7 +31,6 @@ from bots import citizen, storage, voice
 from bots.privacy import mask
 from core.attachments import AttachmentError, AttachmentStore
 from core.config import Settings
-from core.crs import to_wgs84
 from core.geocoder import GazetteerGeocoder, Located
 from core.intake import BadReport, Incoming, Intake
 
@@ -244,8 +243,7 @@ class Dialogue:
 
     def place_from_coords(self, lon: float, lat: float, crs: str, label: str) -> dict[str, Any] | None:
         """The shared point, described by the nearest address; None when it lies in no grid cell of the city."""
-        wlon, wlat = to_wgs84(lon, lat, crs)
-        found = self.deps.geocoder.locator.reverse(wlon, wlat)
+        found = self.deps.geocoder.locate_point(lon, lat, crs)
         if not isinstance(found, Located) or found.grid is None:
             return None
         place = _place(found, lon, lat, crs, label.strip()[:200] or found.note or found.matched, "location")

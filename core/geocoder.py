@@ -58,11 +58,19 @@ class Located:
 
 @dataclass(frozen=True)
 class NotLocated:
+    """Nothing matched. A point that was given (coordinates outside every cell) is kept, in WGS-84, so the user sees
+    where it fell."""
+
     query: str
     reason: str
+    lon: float | None = None
+    lat: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "found": False, "reason": self.reason}
+        out: dict[str, Any] = {"query": self.query, "found": False, "reason": self.reason}
+        if self.lon is not None and self.lat is not None:
+            out["lon"], out["lat"] = round(self.lon, 7), round(self.lat, 7)
+        return out
 
 
 def _number_key(number: str) -> tuple[int, int]:
@@ -340,7 +348,7 @@ class PlaceLocator:
                 f"{cell.street}{cell.community}{cell.name}",
                 cell,
             )
-        return NotLocated(query, "该坐标附近没有已知地名，且不在任何单元网格内")
+        return NotLocated(query, "该坐标附近没有已知地名，且不在任何单元网格内", lon, lat)
 
 
 def _direction(from_lon: float, from_lat: float, to_lon: float, to_lat: float) -> str:
@@ -358,6 +366,12 @@ class GazetteerGeocoder(Geocoder):
         super().__init__()
         self.locator = locator
         self.fallbacks = list(fallbacks)
+
+    def locate_point(self, lon: float, lat: float, crs: str = "wgs84") -> Located | NotLocated:
+        """Coordinates from a map in any supported CRS, described by the gazetteer; the answer's point is WGS-84,
+        found or not."""
+        wlon, wlat = to_wgs84(lon, lat, crs)
+        return self.locator.reverse(wlon, wlat)
 
     def locate(self, text: str) -> Located | NotLocated:
         """Like geocode, but keeping Gridline's detail (method, cell, confidence) and trying fallbacks."""

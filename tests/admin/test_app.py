@@ -16,6 +16,7 @@ from admin.runtime import Runtime
 from bench.harness import free_port
 from core import db
 from core.config import load_settings
+from core.crs import distance_m, from_wgs84, to_wgs84
 
 
 async def test_healthz_reports_version_and_database(aiohttp_client, demo_db_url):
@@ -46,6 +47,24 @@ async def test_locate_api(aiohttp_client, demo_db_url):
         assert resp.status == 400 and "error" in await resp.json()
     resp = await client.get("/api/v1/locate", params={"q": "火星基地"})
     assert resp.status == 404 and (await resp.json())["found"] is False
+
+
+async def test_locate_api_takes_a_point_in_any_crs_and_answers_it_in_wgs84(aiohttp_client, demo_db_url):
+    client = await aiohttp_client(build_app(Runtime(load_settings(environ={"GRIDLINE_DATABASE_URL": demo_db_url}))))
+    door = (await (await client.get("/api/v1/locate", params={"q": "人民路88号"})).json())
+    gcj = from_wgs84(door["lon"], door["lat"], "gcj02")
+    resp = await client.get("/api/v1/locate", params={"lon": gcj[0], "lat": gcj[1], "crs": "gcj02"})
+    near = await resp.json()
+    assert resp.status == 200 and near["grid"]["code"] == door["grid"]["code"]
+    assert distance_m(near["lon"], near["lat"], door["lon"], door["lat"]) < 0.5
+    resp = await client.get("/api/v1/locate", params={"lon": 116.4, "lat": 39.9, "crs": "gcj02"})
+    outside = await resp.json()
+    lon, lat = to_wgs84(116.4, 39.9, "gcj02")
+    assert resp.status == 404 and outside["found"] is False
+    assert (outside["lon"], outside["lat"]) == (round(lon, 7), round(lat, 7))
+    for params in ({"lon": 116.4}, {"lon": "x", "lat": 1}, {"lon": 200, "lat": 1}, {"lon": 1, "lat": 1, "crs": "utm"}):
+        resp = await client.get("/api/v1/locate", params=params)
+        assert resp.status == 400 and "error" in await resp.json(), params
     resp = await client.get("/no/such/page")
     assert resp.status == 404 and "error" in await resp.json()
 

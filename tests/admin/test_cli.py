@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from admin.cli import main
 from core import db
+from core.crs import to_wgs84
 from core.models import GridCell
 from tests.conftest import shared_path
 
@@ -131,6 +132,15 @@ def test_unknown_place_exits_1_with_the_reason(cli):
     cli("db", "upgrade")
     code, out, _ = cli("locate", "火星基地", "--json")
     assert code == 1 and json.loads(out)["found"] is False
+
+
+def test_a_point_outside_every_cell_answers_where_it_fell_in_wgs84(cli):
+    cli("db", "upgrade")
+    code, out, _ = cli("locate", "--lonlat", "116.4,39.9", "--crs", "gcj02", "--json")
+    answer = json.loads(out)
+    lon, lat = to_wgs84(116.4, 39.9, "gcj02")
+    assert code == 1 and answer["found"] is False
+    assert (answer["lon"], answer["lat"]) == (round(lon, 7), round(lat, 7)) != (116.4, 39.9)
 
 
 def test_init_loads_the_default_taxonomy_once(cli):
