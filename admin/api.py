@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 from aiohttp import web
+from sqlalchemy.engine import Engine
 
 from admin.openapi import MAX_OFFSET, SCHEMAS, document
 from admin.responses import in_thread, json_error, json_response
@@ -318,6 +319,15 @@ def handoff_json(waiting: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reply_if_waiting(engine: Engine, conversation: int, text: str, operator: str) -> bool:
+    """``operator_reply`` answers any conversation; only one still waiting for a 受理员 is answered (the API and the
+    console both come here), so a citizen who ended the hand-over (“取消”) is not written to out of the blue."""
+    # checked in Python, not by the database: an id past BIGINT is then a 404 and not an error of the driver
+    if not any(q["conversation"] == conversation for q in waiting_handoffs(engine)):
+        return False
+    return operator_reply(engine, conversation, text, operator=operator)
+
+
 async def list_handoffs(request: web.Request) -> web.Response:
     """The conversations waiting for a 受理员, oldest first; a citizen appears only as a masked tag."""
     actor: Actor = request[ACTOR]
@@ -328,8 +338,7 @@ async def list_handoffs(request: web.Request) -> web.Response:
 
 
 async def reply_handoff(request: web.Request) -> web.Response:
-    """``operator_reply`` answers any conversation; only one still waiting for a 受理员 is answered here, so a citizen
-    who ended the hand-over (“取消”) is not written to out of the blue."""
+    """A 受理员's answer to a conversation still waiting for one (``reply_if_waiting``)."""
     actor: Actor = request[ACTOR]
     if actor.role not in HANDOFF_ROLES:
         return json_error(403, "只有受理员、值班长和管理员能处理人工会话")
@@ -339,14 +348,7 @@ async def reply_handoff(request: web.Request) -> web.Response:
     conversation = int(raw)
     body = await _body(request, "HandoffReplyIn")
     engine = request.app[RUNTIME].loop.engine
-
-    def run() -> bool:
-        # checked in Python, not by the database: an id past BIGINT is then a 404 and not an error of the driver
-        if not any(q["conversation"] == conversation for q in waiting_handoffs(engine)):
-            return False
-        return operator_reply(engine, conversation, body["text"].strip(), operator=actor.name)
-
-    if not await in_thread(run):
+    if not await in_thread(reply_if_waiting, engine, conversation, body["text"].strip(), actor.name):
         return json_error(404, f"没有等待人工服务的会话 {conversation}（不存在或已结束人工服务）")
     return json_response({"conversation": conversation, "queued": True})
 

@@ -43,7 +43,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "department": {"type": "string", "minLength": 1, "maxLength": 20},
             "hours": {"type": "number", "minimum": 0.1, "maximum": 720},
             "attachments": {"type": "array", "items": SHA256, "maxItems": 9},
+            "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "受理时更正的位置（WGS-84）"},
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "address": {"type": "string", "maxLength": 200},
         },
+        "dependentRequired": {"lon": ["lat"], "lat": ["lon"]},
     },
     "LoginIn": {
         "type": "object",

@@ -19,6 +19,7 @@ from core.gazetteer import Gazetteer
 from core.geocoder import GazetteerGeocoder, PlaceLocator, fallback_geocoders
 from core.grid import GridIndex
 from core.intake import Intake, Services
+from core.setup import calendar_days
 from core.worktime import WorkCalendar
 from ivr.hotline import Hotline, Recogniser
 from ivr.prompts import PromptSet
@@ -56,14 +57,29 @@ class Runtime:
 
     @cached_property
     def calendar(self) -> WorkCalendar:
+        """The settings' working windows and extra days, under the centre's own days (table calendar_day, set on
+        the console's calendar page). Read once per process: a change on that page rebuilds this process's
+        calendar (``reload_calendar``); other processes (channel workers, the hotline) see it when they restart."""
         s = self.settings
         return WorkCalendar.from_config(
             {"work_windows": s.work_windows, "extra_holidays": s.extra_holidays, "extra_workdays": s.extra_workdays}
-        )
+        ).overridden(calendar_days(self.engine))
+
+    def reload_calendar(self) -> WorkCalendar:
+        """After a change to the centre's days: the calendar again, and the case loop's timers on it."""
+        self.__dict__.pop("calendar", None)
+        if "loop" in self.__dict__:
+            self.loop.calendar = self.calendar
+        return self.calendar
 
     @cached_property
     def loop(self) -> CaseLoop:
-        return CaseLoop(self.engine, self.calendar, rules_from_settings(self.settings))
+        return CaseLoop(
+            self.engine,
+            self.calendar,
+            rules_from_settings(self.settings),
+            cell_at=lambda lon, lat: self.grid.cell_at(lon, lat),  # the grid loads on the first corrected place
+        )
 
     @cached_property
     def attachments(self) -> AttachmentStore:

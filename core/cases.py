@@ -8,12 +8,14 @@ once get one success and one conflict, on SQLite and PostgreSQL alike); append a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,8 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from core.config import ConfigError, Settings
+from core.grid import CellHit
 from core.models import AppUser, CaseCounter, CaseEvent, CaseFile, Component, Department, FilingCondition, RoutingRule
-from core.worktime import WorkCalendar
+from core.worktime import COLOURS, WorkCalendar
 
 ROLES = {
     "operator": "受理员",
@@ -58,8 +61,19 @@ STAGE = {
     "待核查": "核查",
     "待结案": "结案",
 }
+FIELD_LABELS = {
+    "reason": "理由",
+    "target": "合并到的案卷编号",
+    "confirmed": "核实结果",
+    "level": "立案条件等级",
+    "department": "专业部门",
+    "note": "意见",
+    "hours": "延期时长",
+    "passed": "核查结果",
+}
 DEFAULT_STAGE_HOURS = {"受理": 1.0, "核实": 2.0, "立案": 0.5, "派遣": 0.5, "核查": 2.0, "结案": 1.0}
 LOCAL = ZoneInfo("Asia/Shanghai")
+LIGHTS = ("none", *COLOURS)  # a timer's light, "none" without a timer; ``CaseLoop.lights`` gives indices into this
 
 
 class CaseError(Exception):
@@ -279,15 +293,21 @@ class CaseLoop:
         calendar: WorkCalendar,
         rules: Rules | None = None,
         clock: Callable[[], datetime] = now_utc,
+        cell_at: Callable[[float, float], CellHit | None] | None = None,
     ) -> None:
         self.engine = engine
         self.calendar = calendar
         self.rules = rules or Rules()
         self.clock = clock
+        self.cell_at = cell_at  # the grid, for a 受理员 who corrects a report's place
 
     # --- timers ---------------------------------------------------------------------------------------------
     def _pauses(self, case: CaseFile) -> list[tuple[datetime, datetime | None]]:
-        return [(datetime.fromisoformat(a), datetime.fromisoformat(b) if b else None) for a, b in case.pauses]
+        return self._parsed_pauses(case.pauses)
+
+    @staticmethod
+    def _parsed_pauses(pauses: Sequence[Sequence[str | None]]) -> list[tuple[datetime, datetime | None]]:
+        return [(datetime.fromisoformat(a), datetime.fromisoformat(b) if b else None) for a, b in pauses]
 
     def timer(self, case: CaseFile, now: datetime | None = None) -> Timer | None:
         if case.state in TERMINAL:
@@ -296,11 +316,32 @@ class CaseLoop:
         stage = STAGE[case.state]
         limit = case.stage_limit + case.stage_extra_hours
         unit = case.stage_unit
-        hours = limit * (self.calendar.day_hours if unit == "工作日" else 1.0)
+        hours = self.calendar.in_hours(limit, unit)
         pauses = self._pauses(case)
         deadline = self.calendar.deadline(case.stage_started_at, limit, unit, pauses)
         light = self.calendar.light(case.stage_started_at, limit, unit, now, pauses)
         return Timer(stage, limit, unit, deadline, light.remaining_hours, light.used, light.colour) if hours else None
+
+    def lights(
+        self,
+        states: Sequence[str],
+        started_s: ArrayLike,
+        limits: ArrayLike,
+        extras: ArrayLike,
+        units: Sequence[str],
+        pauses: Sequence[Sequence[Sequence[str | None]]],
+        now: datetime | None = None,
+    ) -> NDArray[np.intp]:
+        """Each case's light as an index into LIGHTS, as ``timer(case).light`` gives it ("none": no timer), for many
+        cases at once from their columns (state, stage_started_at as epoch seconds, stage_limit, stage_extra_hours,
+        stage_unit, pauses): the map's thousands of open cases, ~70 µs each through ``timer``."""
+        now = now or self.clock()
+        limit = np.asarray(limits, dtype=float) + np.asarray(extras, dtype=float)
+        paused = {i: self._parsed_pauses(p) for i, p in enumerate(pauses) if p}
+        codes = self.calendar.lights(started_s, limit, units, now, paused) + 1
+        ended = np.fromiter((state in TERMINAL for state in states), dtype=bool, count=len(states))
+        codes[ended | (limit == 0)] = 0  # no timer: an ended case, or a stage without a limit
+        return codes
 
     def _stage_values(
         self, case: CaseFile, state: str, at: datetime, limit: float | None = None, unit: str = "工作时"
@@ -378,6 +419,34 @@ class CaseLoop:
             cases = session.exec(stmt.order_by(CaseFile.created_at.desc()).offset(offset).limit(limit)).all()
             return total, list(cases)
 
+    def available(self, case: CaseFile, actor: Actor) -> list[Action]:
+        """The actions this actor may take on the case now: role and state, and what the case's own fields allow
+        (签收 once, one pending request at a time, approvals only of a pending one)."""
+        if not actor.sees(case):
+            return []
+        out = []
+        for action in ACTIONS.values():
+            if actor.role not in action.roles or case.state not in action.states:
+                continue
+            if action.name == "sign" and case.signed:
+                continue
+            if action.name.startswith("request_") and case.pending:
+                continue
+            if action.name in ("approve", "deny") and not case.pending:
+                continue
+            out.append(action)
+        return out
+
+    def worklist(self, *where: Any, order: Any, limit: int = 100) -> tuple[int, list[CaseFile]]:
+        """A centre desk's list (every case, no visibility filter: for the centre's roles only): how many cases
+        match, and the first ``limit`` in ``order``. Count and rows come from one session, so an arrival between them
+        cannot push the oldest off the list."""
+        stmt = select(CaseFile).where(*where)
+        with Session(self.engine) as session:
+            total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+            cases = session.exec(stmt.order_by(*order).limit(limit)).all()
+        return total, list(cases)
+
     # --- acting -----------------------------------------------------------------------------------------------
     def act(
         self,
@@ -396,7 +465,7 @@ class CaseLoop:
             raise Forbidden(f"{ROLES.get(actor.role, actor.role)}不能执行“{action.label}”")
         for name in action.requires:
             if fields.get(name) in (None, ""):
-                raise Invalid(f"“{action.label}”需要填写 {name}")
+                raise Invalid(f"“{action.label}”需要填写{FIELD_LABELS.get(name, name)}（{name}）")
         if action.photo and not fields.get("attachments"):
             raise Invalid(f"“{action.label}”需要上传现场照片")
         at = self.clock()
@@ -465,7 +534,35 @@ class CaseLoop:
         if not code:
             raise Invalid("受理前需确定事项代码 matter_code")
         values = self._matter_values(session, code)
-        return Change("待立案", values, {"matter_code": code})
+        data: dict[str, Any] = {"matter_code": code}
+        if code != case.matter_code:
+            data["suggested_code"] = case.matter_code
+        if fields.get("lon") is not None or fields.get("lat") is not None:
+            place = self._place_values(session, case, fields)
+            values |= place
+            data["place"] = {
+                "from": [case.lon, case.lat, case.grid_code],
+                "to": [place["lon"], place["lat"], place["grid_code"]],
+            }
+        return Change("待立案", values, data)
+
+    def _place_values(self, session: Session, case: CaseFile, fields: dict[str, Any]) -> dict[str, Any]:
+        """A corrected place (WGS-84): its grid cell, area class and the cell's 监督员 follow from the point."""
+        lon, lat = _float(fields.get("lon"), "lon"), _float(fields.get("lat"), "lat")
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise Invalid("lon、lat 超出经纬度范围")
+        cell = self.cell_at(lon, lat) if self.cell_at else None
+        if cell is None:
+            raise Invalid("该位置不在任何单元网格内，请重新选择")
+        address = str(fields.get("address") or case.address)[:200]
+        return {
+            "lon": lon,
+            "lat": lat,
+            "address": address,
+            "grid_code": cell.code,
+            "area_class": cell.area_class,
+            "collector_id": self.collector_for(session, cell.code),
+        }
 
     def _do_send_verify(self, session, case, actor, fields, at) -> Change:
         collector = case.collector_id or self.collector_for(session, case.grid_code)
@@ -574,7 +671,7 @@ class CaseLoop:
             return Change(
                 "挂账", {"pending": None, "pauses": [*case.pauses, [at.isoformat(), None]]}, {"approved": kind}
             )
-        over = self._over_quota(session, case, at)
+        over = self.quota_use(session, case.department_code, at)[2]
         values = {
             "pending": None,
             "stage_extra_hours": case.stage_extra_hours + case.pending["hours"],
@@ -633,10 +730,11 @@ class CaseLoop:
         ).first()
         return event.data if event else None
 
-    def _over_quota(self, session: Session, case: CaseFile, at: datetime) -> bool:
-        """Hangzhou rule: a department may extend at most ``extension_quota`` of its cases dispatched this month."""
+    def quota_use(self, session: Session, dept: str | None, at: datetime) -> tuple[int, int, bool]:
+        """Hangzhou rule: a department may extend at most ``extension_quota`` of its cases dispatched this month.
+        Returns (extensions approved this month, cases dispatched this month, whether one more goes over), so the
+        值班长 sees it before approving."""
         month = at.astimezone(LOCAL).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        dept = case.department_code
         dispatched = session.exec(
             select(func.count(func.distinct(CaseEvent.case_id))).where(
                 CaseEvent.action.in_(["dispatch", "redispatch"]),
@@ -654,15 +752,18 @@ class CaseLoop:
                 CaseEvent.data["approved"].as_string() == "延期",
             )
         ).one()
-        return (extended + 1) > self.rules.extension_quota * max(dispatched, 1)
+        return extended, dispatched, (extended + 1) > self.rules.extension_quota * max(dispatched, 1)
 
     def collector_for(self, session: Session, grid_code: str | None) -> int | None:
         """The 监督员 whose scope covers the cell most narrowly."""
         return Collectors.load(session).for_cell(grid_code)
 
     def suggest_department(self, session: Session, case: CaseFile) -> str | None:
-        """Rule table first (longest 事项 prefix, then longest region prefix); for 部件 matters the owner of the
-        nearest census component of that class."""
+        return self.explain_department(session, case)[0]
+
+    def explain_department(self, session: Session, case: CaseFile) -> tuple[str | None, str]:
+        """The suggested department and why, so the 派遣员 can judge it: rule table first (longest 事项 prefix, then
+        longest region prefix); for 部件 matters the owner of the nearest census component of that class."""
         code, grid = case.matter_code or "", case.grid_code or ""
         rules = [
             r
@@ -671,12 +772,13 @@ class CaseLoop:
         ]
         if rules:
             best = max(rules, key=lambda r: (len(r.matter_prefix), len(r.region_prefix)))
-            return best.department_code
+            region = best.region_prefix or "全部"
+            return best.department_code, f"派遣规则：事项前缀 {best.matter_prefix} × 区域 {region}"
         if code[:2] <= "05" and case.lon is not None and case.lat is not None:
             nearest = _nearest_component(session, code, case.lon, case.lat)
             if nearest is not None:
-                return nearest.dept_code
-        return None
+                return nearest.dept_code, f"最近的部件 {nearest.id} 的权属单位"
+        return None, "没有匹配的派遣规则，附近也没有同类部件"
 
 
 def _nearest_component(session: Session, type_code: str, lon: float, lat: float) -> Component | None:
@@ -700,6 +802,16 @@ def _bool(value: Any, name: str) -> bool:
     if value in ("false", "0", 0):
         return False
     raise Invalid(f"{name} 应为 true 或 false")
+
+
+def _float(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{name} 应为数字") from None
+    if not math.isfinite(number):
+        raise Invalid(f"{name} 应为数字")
+    return number
 
 
 def _int(value: Any, name: str) -> int:

@@ -65,6 +65,8 @@ class Settings:
     agi_port: int = 4573
     vosk_model: str = ""
     prompts_dir: str = ""  # empty: <data_dir>/prompts
+    console_idle_minutes: int = 30  # a console session unused this long ends
+    map_tile_url: str = ""  # optional base-map tiles for the console's maps ({z}/{x}/{y}); empty: the grid alone
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with secrets and database passwords hidden, for printing."""

@@ -4,11 +4,11 @@ spatial work happens in memory (shapely STRtree) over what the tables hold."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -167,6 +167,7 @@ class CaseFile(SQLModel, table=True):
     """A case (案卷) moving through the closed loop; ``version`` makes every change a compare-and-set."""
 
     __tablename__ = "case_file"
+    __table_args__ = (Index("ix_case_file_state_created_at", "state", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=20, unique=True)
@@ -260,6 +261,48 @@ class ApiToken(SQLModel, table=True):
     token_sha256: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked: bool = False
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A console login: the cookie's key is kept only as SHA-256, with the CSRF token its forms must carry and the
+    time it was last used, so an idle session ends on the server and not only in the browser."""
+
+    __tablename__ = "console_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_sha256: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended: bool = False
+
+
+class AuditEvent(SQLModel, table=True):
+    """A change to the centre's set-up (users, departments, routing rules, the calendar): who, in which role, what,
+    on which object, with the values before and after. Appended and never changed, like a case's events."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor: str = Field(max_length=60)
+    role: str = Field(max_length=16)
+    action: str = Field(max_length=32, index=True)
+    target: str = Field(max_length=120)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CalendarDay(SQLModel, table=True):
+    """The centre's own decision for one day, above chinese-calendar and the settings' extra days: off (a local
+    holiday) or working (a 调休 the centre decides). Changed on the console's calendar page, with an audit event."""
+
+    __tablename__ = "calendar_day"
+
+    day: date = Field(primary_key=True)
+    workday: bool
+    note: str = Field(default="", max_length=60)
 
 
 class RoutingRule(SQLModel, table=True):
