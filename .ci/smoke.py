@@ -1,6 +1,7 @@
 """What the README's `make run` does, on a machine that never ran `make test`: a fresh venv with `pip install .` and
-no extras, its own database, data folder and ports; `gridline init --demo`; `gridline serve`; then the pages a new
-user opens, one report through the web chat to a receipt number, and a clean stop on SIGTERM.
+no extras, its own database, data folder and ports; `gridline init --demo --demo-staff`; `gridline serve`; then the
+pages a new user opens, one report through the web chat to a receipt number, a 受理员's console login, and a clean
+stop on SIGTERM.
 
 The test extra installs more than the server needs, so only this stage sees a module that the running program
 imports but `[project.dependencies]` lacks. Standard library only: it runs on the system Python.
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -45,10 +47,11 @@ def step(message: str) -> None:
     print(f"smoke: {message}", flush=True)
 
 
-def run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> None:
+def run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> str:
     done = subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
     if done.returncode != 0:
         raise SmokeFailure(f"{' '.join(cmd[-3:])} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done.stdout
 
 
 class Client:
@@ -60,6 +63,10 @@ class Client:
 
     def get(self, path: str, timeout: float = 10) -> tuple[int, str, bytes]:
         return self._open(urllib.request.Request(self.base + path), timeout)
+
+    def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, str, bytes]:
+        data = urllib.parse.urlencode(fields).encode()
+        return self._open(urllib.request.Request(self.base + path, data=data, method="POST"), 30)
 
     def post_json(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, str, bytes]:
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -115,6 +122,22 @@ def report_through_web_chat(client: Client) -> str:
     raise SmokeFailure("no receipt number after six messages")
 
 
+def console_login(client: Client, account: dict[str, str]) -> None:
+    """The 受理员's morning: the login form (its CSRF field), the queue, and Leaflet served from the installed
+    package (the browser code must be in the wheel, not only in the source tree)."""
+    status, _, body = client.get("/console/login")
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', body)
+    if status != 200 or token is None:
+        raise SmokeFailure(f"/console/login answered {status} without a csrf_token field")
+    fields = {"csrf_token": token.group(1).decode(), "username": account["name"], "password": account["password"]}
+    status, _, body = client.post_form("/console/login", fields)
+    if status != 200 or "受理队列".encode() not in body:
+        raise SmokeFailure(f"the console login of {account['name']} did not reach the 受理 queue ({status})")
+    status, ctype, _ = client.get("/console/static/node_modules/leaflet/dist/leaflet.js")
+    if status != 200 or "javascript" not in ctype:
+        raise SmokeFailure(f"Leaflet is not served by the installed package ({status} {ctype})")
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gridline-smoke-"))
     started = time.monotonic()
@@ -139,8 +162,10 @@ def main() -> int:
             "GRIDLINE_HTTP_PORT": str(port),
             "GRIDLINE_AGI_PORT": str(free_port()),
         }
-        step("gridline init --demo")
-        run([str(bin_dir / "gridline"), "init", "--demo"], env=env, cwd=work, timeout=300)
+        step("gridline init --demo --demo-staff")
+        init = json.loads(
+            run([str(bin_dir / "gridline"), "init", "--demo", "--demo-staff", "--json"], env=env, cwd=work, timeout=300)
+        )
         step(f"gridline serve on port {port}")
         with log_path.open("w") as log:
             server = subprocess.Popen(
@@ -157,6 +182,9 @@ def main() -> int:
                 raise SmokeFailure(f"{path} answered {status}")
         number = report_through_web_chat(client)
         step(f"web chat report filed as case {number}")
+        [operator] = [a for a in init["staff"] if a["role"] == "operator"]
+        console_login(Client(client.base), operator)
+        step("the 受理员 logged in to the console; Leaflet is served")
         server.send_signal(signal.SIGTERM)
         try:
             code = server.wait(timeout=STOP_LIMIT_S)

@@ -10,7 +10,8 @@ import jinja2
 from aiohttp import web
 
 from admin.api import add_routes
-from admin.responses import in_thread, json_error, json_response
+from admin.console import setup as setup_console
+from admin.responses import TEMPLATES, in_thread, json_error, json_response
 from admin.runtime import RUNTIME, Runtime
 from bots.privacy import AccessLogger
 from bots.routes import mount as mount_bots
@@ -20,7 +21,6 @@ from core.geocoder import Located
 
 VERSION = "0.1.0"
 log = logging.getLogger("gridline")
-TEMPLATES = web.AppKey("gridline_admin_templates", jinja2.Environment)
 
 
 @web.middleware
@@ -105,6 +105,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/v1/locate", locate)
     app.router.add_get("/map.svg", grid_map)
     add_routes(app)
+    setup_console(app)
     mount_bots(app, runtime, dialogue=runtime.dialogue)
     return app
 

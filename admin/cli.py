@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +96,10 @@ class Cli:
         }
         if self.args.demo:
             result["demo"] = self.load_demo() if not GridIndex.load(self.engine).codes else None
+        if self.args.demo_staff:
+            if not self.args.demo:
+                raise UsageError("--demo-staff 需与 --demo 一起使用（示范账号属于示范城区）")
+            result["staff"] = self.demo_staff()
         lines = [
             f"数据库已就绪（{result['database']}，迁移版本 {revision}）",
             "已载入默认分类代码表 GB/T 47678.5-2026" if loaded else "分类代码表已存在，未改动",
@@ -107,7 +112,35 @@ class Cli:
                 f"示范城区 {d['district']}: {d['cells']} 个单元网格、{d['places']} 条地名、"
                 f"{d['departments']} 个专业部门、{d['components']} 个部件"
             )
+        if result.get("staff"):
+            lines.append(f"示范账号（密码只显示这一次，另存于 {self.staff_file}）：")
+            lines += [f"  {a['name']}  {a['role_name']}  密码 {a['password']}" for a in result["staff"]]
         self.emit(result, "\n".join(lines))
+
+    def is_demo_city(self) -> bool:
+        from core import democity
+
+        return any(code.startswith(democity.DISTRICT_CODE) for code in GridIndex.load(self.engine).codes[:1])
+
+    @property
+    def staff_file(self) -> Path:
+        return Path(self.runtime.settings.data_dir) / "demo" / "staff.txt"
+
+    def demo_staff(self) -> list[dict[str, str]]:
+        """One console account per role, so a fresh `make run` can be tried at once: only into the demo city's
+        database while it has no users (never beside a centre's real city or accounts), each with its own random
+        password, kept in a file only the owner can read."""
+        if users.staff(self.engine) or not self.is_demo_city():
+            return []
+        accounts = []
+        for name, role, dept in DEMO_STAFF:
+            password = secrets.token_urlsafe(9)
+            users.add_user(self.engine, name, role, department=dept, password=password)
+            accounts.append({"name": name, "role": role, "role_name": ROLES[role], "password": password})
+        self.staff_file.parent.mkdir(parents=True, exist_ok=True)
+        self.staff_file.touch(mode=0o600)
+        self.staff_file.write_text("".join(f"{a['name']}\t{a['role']}\t{a['password']}\n" for a in accounts))
+        return accounts
 
     def load_demo(self) -> dict[str, Any]:
         from core import democity
@@ -557,6 +590,16 @@ def _case_examples(path: Path, codes: set[str]) -> list[tuple[str, str | None]]:
     return examples
 
 
+DEMO_STAFF = (  # (name, role, department) of the demo city's console accounts
+    ("demo-operator", "operator", None),
+    ("demo-lead", "shift_lead", None),
+    ("demo-dispatcher", "dispatcher", None),
+    ("demo-admin", "admin", None),
+    ("demo-hw", "department", "HW"),
+    ("demo-collector", "collector", None),
+)
+
+
 def _lonlat(raw: str) -> tuple[float, float]:
     try:
         lon, lat = (float(v) for v in raw.replace("，", ",").split(","))
@@ -599,6 +642,9 @@ def build_parser() -> Parser:
     sub.add_parser("config", parents=[common], help="显示生效的配置（密钥已遮盖）")
     init = sub.add_parser("init", parents=[common], help="创建或迁移数据库，载入默认分类代码表")
     init.add_argument("--demo", action="store_true", help="同时载入示范城区")
+    init.add_argument(
+        "--demo-staff", action="store_true", help="数据库中还没有用户时，为示范城区各岗位各建一个控制台账号（随机密码）"
+    )
     dbp = sub.add_parser("db", parents=[common], help="数据库")
     dbp.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
         "upgrade", parents=[common], help="迁移到最新版本"

@@ -7,7 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import jinja2
 from aiohttp import web
+
+TEMPLATES = web.AppKey("gridline_admin_templates", jinja2.Environment)  # admin/templates: the front page, the console
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from admin.cli import main
-from core import db
+from core import db, users
 from core.crs import to_wgs84
 from core.models import GridCell
 from tests.conftest import shared_path
@@ -209,3 +209,25 @@ def test_user_token_and_evaluate_verbs(cli, tmp_path):
     assert code == 0 and json.loads(out) == [] and (tmp_path / "e.csv").exists()
     code, _, err = cli("evaluate", "--period", "November", "--object", "dept")
     assert code == 2 and "评价周期" in one_line_error(err)
+
+
+def test_demo_staff_are_made_once_into_a_database_without_users_with_their_own_passwords(
+    cli, demo_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GRIDLINE_DATABASE_URL", demo_url)
+    code, out, _ = cli("init", "--demo", "--demo-staff", "--json")
+    staff = json.loads(out)["staff"]
+    assert code == 0 and {a["role"] for a in staff} == {
+        "operator", "shift_lead", "dispatcher", "admin", "department", "collector"
+    }  # fmt: skip
+    assert len({a["password"] for a in staff}) == len(staff)
+    engine = db.make_engine(demo_url)
+    try:
+        for account in staff:
+            assert users.actor_for_password(engine, account["name"], account["password"]).role == account["role"]
+    finally:
+        engine.dispose()
+    kept = tmp_path / "var" / "demo" / "staff.txt"
+    assert kept.stat().st_mode & 0o777 == 0o600 and staff[0]["password"] in kept.read_text()
+    code, out, _ = cli("init", "--demo", "--demo-staff", "--json")
+    assert code == 0 and json.loads(out)["staff"] == []
