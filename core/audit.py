@@ -27,6 +27,8 @@ ACTIONS = {
     "user.enable": "启用用户",
     "department.add": "新增部门",
     "department.rename": "部门更名",
+    "department.notices": "部门通知设置",
+    "notice.resend": "重发通知",
     "routing.add": "新增派遣规则",
     "routing.delete": "删除派遣规则",
     "calendar.set": "设置日历",

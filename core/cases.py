@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import String, bindparam, cast, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from core.config import ConfigError, Settings
+from core.crs import distance_m
 from core.grid import CellHit
 from core.models import AppUser, CaseCounter, CaseEvent, CaseFile, Component, Department, FilingCondition, RoutingRule
 from core.worktime import COLOURS, WorkCalendar
@@ -300,6 +301,8 @@ class CaseLoop:
         self.rules = rules or Rules()
         self.clock = clock
         self.cell_at = cell_at  # the grid, for a 受理员 who corrects a report's place
+        # called with (session, case after the action, its event) inside the action's transaction, before commit
+        self.on_event: list[Callable[[Session, CaseFile, CaseEvent], None]] = []
 
     # --- timers ---------------------------------------------------------------------------------------------
     def _pauses(self, case: CaseFile) -> list[tuple[datetime, datetime | None]]:
@@ -437,6 +440,39 @@ class CaseLoop:
             out.append(action)
         return out
 
+    def lights_of(self, cases: Sequence[CaseFile], now: datetime | None = None) -> NDArray[np.intp]:
+        """``lights`` for case rows (indices into LIGHTS)."""
+        return self.lights(
+            [c.state for c in cases],
+            [c.stage_started_at.timestamp() for c in cases],
+            [c.stage_limit for c in cases],
+            [c.stage_extra_hours for c in cases],
+            [c.stage_unit for c in cases],
+            [c.pauses for c in cases],
+            now,
+        )
+
+    def may_see_attachment(self, sha256: str, actor: Actor) -> bool:
+        """Whether the attachment belongs to a case this actor sees (a department: only its own cases' photos; a
+        collector: its scope's). The centre's roles see every case, and files uploaded but not yet used."""
+        if actor.role not in ("department", "collector"):
+            return True
+        from core.models import Report
+
+        pattern = f'%"{sha256}"%'  # in the JSON text of a report's media or an event's attachments
+        with Session(self.engine) as session:
+            cases = session.exec(
+                select(CaseFile).where(
+                    or_(
+                        CaseFile.id.in_(select(Report.case_id).where(cast(Report.media, String).like(pattern))),
+                        CaseFile.id.in_(
+                            select(CaseEvent.case_id).where(cast(CaseEvent.attachments, String).like(pattern))
+                        ),
+                    )
+                )
+            ).all()
+        return any(actor.sees(case) for case in cases)
+
     def worklist(self, *where: Any, order: Any, limit: int = 100) -> tuple[int, list[CaseFile]]:
         """A centre desk's list (every case, no visibility filter: for the centre's roles only): how many cases
         match, and the first ``limit`` in ``order``. Count and rows come from one session, so an arrival between them
@@ -473,6 +509,8 @@ class CaseLoop:
             case = session.exec(select(CaseFile).where(CaseFile.number == number)).first()
             if case is None or not actor.sees(case):
                 raise NotFound(f"案卷 {number} 不存在")
+            if fields.get("key") and self._already_done(session, case, actor, action.name, str(fields["key"])):
+                return case  # the same submission again (a phone that resent it after the network came back)
             if expected_version is not None and expected_version != case.version:
                 raise Conflict(f"案卷 {number} 已被他人更新（版本 {case.version}），请刷新后再操作")
             if case.state not in action.states:
@@ -491,29 +529,63 @@ class CaseLoop:
             if result.rowcount != 1:
                 session.rollback()
                 raise Conflict(f"案卷 {number} 已被他人同时更新，请刷新后再操作")
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    seq=version + 1,
-                    at=at,
-                    user_id=actor.user_id,
-                    actor=actor.name,
-                    role=actor.role,
-                    action=action.name,
-                    from_state=from_state,
-                    to_state=change.to_state,
-                    department_code=change.department_code or department,
-                    on_time=None if timer is None else timer.light != "red",
-                    note=str(fields.get("note") or fields.get("reason") or ""),
-                    data=change.data,
-                    attachments=list(fields.get("attachments") or []),
-                )
+            data = {**change.data, **self._field_record(case, fields)}
+            event = CaseEvent(
+                case_id=case.id,
+                seq=version + 1,
+                at=at,
+                user_id=actor.user_id,
+                actor=actor.name,
+                role=actor.role,
+                action=action.name,
+                from_state=from_state,
+                to_state=change.to_state,
+                department_code=change.department_code or department,
+                on_time=None if timer is None else timer.light != "red",
+                note=str(fields.get("note") or fields.get("reason") or ""),
+                data=data,
+                attachments=list(fields.get("attachments") or []),
             )
+            session.add(event)
+            session.flush()
+            updated = session.exec(
+                select(CaseFile).where(CaseFile.id == case.id).execution_options(populate_existing=True)
+            ).one()
+            for hook in self.on_event:  # e.g. the departments' notices: in this transaction, or not at all
+                hook(session, updated, event)
             session.commit()
-            updated = session.get(CaseFile, case.id)
-            session.refresh(updated)
         follow = self._auto_step(updated)
         return follow or updated
+
+    def _already_done(self, session: Session, case: CaseFile, actor: Actor, action: str, key: str) -> bool:
+        """Whether this actor's submission with this idempotency key is already an event of the case."""
+        events = session.exec(
+            select(CaseEvent.data).where(
+                CaseEvent.case_id == case.id, CaseEvent.action == action, CaseEvent.actor == actor.name
+            )
+        ).all()
+        return any((data or {}).get("key") == key for data in events)
+
+    def _field_record(self, case: CaseFile, fields: dict[str, Any]) -> dict[str, Any]:
+        """What a 监督员's phone adds to an event: the submission's idempotency key and the GPS position with its
+        accuracy, flagged when it is farther from the case than the duplicate radius (was the collector there?)."""
+        out: dict[str, Any] = {}
+        if fields.get("key"):
+            key = str(fields["key"])
+            if len(key) > 64:
+                raise Invalid("key 最多 64 个字符")
+            out["key"] = key
+        if fields.get("gps_lon") is not None or fields.get("gps_lat") is not None:
+            lon, lat = _float(fields.get("gps_lon"), "gps_lon"), _float(fields.get("gps_lat"), "gps_lat")
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise Invalid("GPS 位置超出经纬度范围")
+            accuracy = _float(fields.get("gps_accuracy", 0) or 0, "gps_accuracy")
+            position: dict[str, Any] = {"lon": lon, "lat": lat, "accuracy_m": round(max(accuracy, 0.0), 1)}
+            if case.lon is not None and case.lat is not None:
+                metres = distance_m(lon, lat, case.lon, case.lat)
+                position |= {"distance_m": round(metres, 1), "far": metres > self.rules.duplicate_radius_m}
+            out["position"] = position
+        return out
 
     def _auto_step(self, case: CaseFile) -> CaseFile | None:
         """Configured auto-dispatch: a case of a listed code with a suggested department is dispatched at once."""

@@ -16,6 +16,8 @@ from typing import Any
 
 ENV_PREFIX = "GRIDLINE_"
 SECRET_MARKERS = ("secret", "token", "password", "aes_key")
+QUERY_SECRETS = ("shift_lead_wecom",)  # robot URLs whose query (key=…) is the credential
+STARTTLS = ("true", "false")
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,15 @@ class Settings:
     prompts_dir: str = ""  # empty: <data_dir>/prompts
     console_idle_minutes: int = 30  # a console session unused this long ends
     map_tile_url: str = ""  # optional base-map tiles for the console's maps ({z}/{x}/{y}); empty: the grid alone
+    public_url: str = "http://127.0.0.1:8080"  # the console as the departments reach it: the link in every notice
+    shift_lead_telegram: str = ""  # the 值班长's Telegram chat id for limit alerts (through telegram_token)
+    shift_lead_wecom: str = ""  # the 值班长's 企业微信 group robot URL for limit alerts
+    smtp_host: str = ""  # empty: no e-mail notices
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "gridline@localhost"
+    smtp_starttls: str = "false"  # true: upgrade the connection with STARTTLS before logging in
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with secrets and database passwords hidden, for printing."""
@@ -77,6 +88,8 @@ class Settings:
                 value = "***" if value else ""
             elif f.name == "database_url":
                 value = mask_url(value)
+            elif f.name in QUERY_SECRETS:
+                value = mask_query(value)
             out[f.name] = value
         return out
 
@@ -89,6 +102,15 @@ def mask_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user, colon, _pw = creds.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def mask_query(url: str) -> str:
+    """Hide the values of a URL's query (a robot's ``key=`` or ``access_token=`` is its credential)."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    names = [part.partition("=")[0] for part in query.split("&") if part]
+    return base + "?" + "&".join(f"{name}=***" for name in names)
 
 
 def _coerce(name: str, raw: Any, kind: type, source: str) -> Any:
@@ -139,7 +161,13 @@ def load_settings(config_file: str | Path | None = None, environ: dict[str, str]
         env_name = f"{ENV_PREFIX}{name.upper()}"
         if env_name in environ and environ[env_name] != "":
             values[name] = _coerce(name, environ[env_name], types[name], env_name)
+    if "smtp_starttls" in values:  # TOML's `starttls = true` arrives as "True"
+        values["smtp_starttls"] = values["smtp_starttls"].lower()
     settings = Settings(**values)
+    if settings.smtp_starttls not in STARTTLS:
+        raise ConfigError(f"smtp_starttls 应为 true 或 false，得到 {settings.smtp_starttls!r}")
+    if not settings.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public_url 应以 http:// 或 https:// 开头，得到 {settings.public_url!r}")
     if settings.default_area_class not in ("A", "B", "C"):
         raise ConfigError(f"default_area_class 应为 A、B 或 C，得到 {settings.default_area_class!r}")
     return settings

@@ -57,6 +57,7 @@ class Incoming:
     lat: float | None = None
     crs: str = "wgs84"
     address: str = ""
+    chosen_code: str | None = None  # the 事项 the reporter chose (staff and client channels)
 
     def checked(self) -> Incoming:
         if self.channel not in CHANNELS:
@@ -79,6 +80,8 @@ class Incoming:
             parse_crs(self.crs)
         except UnknownCRS as exc:
             raise BadReport(str(exc)) from None
+        if self.chosen_code is not None and not (self.chosen_code.isascii() and self.chosen_code.isdigit()):
+            raise BadReport("chosen_code 应为事项代码（数字）")
         return self
 
 
@@ -112,6 +115,7 @@ class ReportState:
     place: dict[str, Any] | None = None
     steps: dict[str, Any] = field(default_factory=dict)
     case_id: int | None = None
+    chosen_code: str | None = None
     case_number: str | None = None
     filed_now: bool = False  # this run made the case (rather than finding it made)
 
@@ -123,6 +127,9 @@ class ReportState:
 
     @property
     def code(self) -> str | None:
+        """The 事项 the case takes: the reporter's own choice where there is one, else the classifier's."""
+        if self.chosen_code:
+            return self.chosen_code
         cls = self.classification or {}
         return cls.get("code") if cls.get("decision") != "out_of_scope" else None
 
@@ -172,6 +179,7 @@ class Intake:
             lat=lat,
             address=incoming.address.strip(),
             received_at=incoming.received_at,
+            chosen_code=incoming.chosen_code,
         )
         self._storing.run(report)
         if report.id is None:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -123,6 +123,15 @@ class Department(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=20)
     name: str = Field(max_length=100)
     kind: str = Field(default="", max_length=20)
+    # where its notices go (core.notices; set with `gridline department set` or on the console's admin page): read
+    # at delivery time, so a changed address applies to notices still waiting
+    webhook_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    webhook_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # whsec_…
+    email: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    wecom_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # 企业微信群机器人
+    dingtalk_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # 钉钉机器人
+    dingtalk_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    telegram_chat_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Component(SQLModel, table=True):
@@ -161,6 +170,9 @@ class Report(SQLModel, table=True):
     place: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     steps: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
+    # the reporter's own choice of 事项 (a 监督员 on the spot, an Open311 client), which the case takes; the
+    # classifier's view is still kept in ``classification`` for the 受理员 to see beside it
+    chosen_code: str | None = Field(default=None, max_length=8)
 
 
 class CaseFile(SQLModel, table=True):
@@ -366,10 +378,24 @@ class ChannelDelivery(SQLModel, table=True):
 
 
 class Outbox(SQLModel, table=True):
-    """A message to a citizen (case progress, a late reply, a 受理员's answer), written before it is sent and
-    unique on ``dedup_key`` so a case event is announced once per reporter; retried with backoff until sent."""
+    """A message written before it is sent: to a citizen (case progress, a late reply, a 受理员's answer) or to a
+    department (``dept_*`` channels: dispatch notices and limit alerts, ``core.notices``). Unique on ``dedup_key``,
+    so an event is announced once per recipient; retried with backoff until sent, or dead."""
 
     __tablename__ = "outbox"
+    # the delivery claim asks "is an earlier notice of this case still unsent?" of every row it takes: a partial
+    # index over the unsent rows answers it whatever the planner's statistics say
+    __table_args__ = (
+        Index(
+            "ix_outbox_unsent",
+            "case_id",
+            "channel",
+            "recipient",
+            "id",
+            postgresql_where=text("status NOT IN ('sent', 'dead')"),
+            sqlite_where=text("status NOT IN ('sent', 'dead')"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=200, unique=True)

@@ -3,20 +3,36 @@ decides itself. Each change is recorded in the audit trail (``core.audit``) in i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from core.audit import SetupError, commit, one_line, record
 from core.cases import LOCAL, Actor
+from core.config import mask_query
 from core.models import CalendarDay, Department, GridCell, RoutingRule, TaxonomyItem
 
 DEPT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,19}$")
 MATTER_PREFIX = re.compile(r"^\d{2,8}$")
 REGION_PREFIX = re.compile(r"^\d{6,15}$")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+TELEGRAM_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+NOTICE_FIELDS = {  # column → what the person calls it
+    "webhook_url": "Webhook 地址",
+    "webhook_secret": "Webhook 签名密钥",
+    "email": "电子邮箱",
+    "wecom_url": "企业微信机器人地址",
+    "dingtalk_url": "钉钉机器人地址",
+    "dingtalk_secret": "钉钉加签密钥",
+    "telegram_chat_id": "Telegram 会话 ID",
+}
+SECRETS = {"webhook_secret": "webhook_url", "dingtalk_secret": "dingtalk_url"}  # a secret → the URL it signs for
 
 
 def departments(engine: Engine) -> list[Department]:
@@ -65,6 +81,89 @@ def rename_department(engine: Engine, actor: Actor, code: str, name: str) -> boo
         dept.name = name
         record(session, actor, "department.rename", f"部门 {code}", before, _dept_values(dept))
         commit(session, f"部门名称“{name}”已被使用")
+        return True
+
+
+# --- where a department's notices go ---------------------------------------------------------------------------
+
+
+def _url(value: str, label: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SetupError(f"{label}应以 http:// 或 https:// 开头并含主机名")
+    return value
+
+
+def _webhook_secret(value: str) -> str:
+    """Standard Webhooks secrets are ``whsec_`` and base64 of the key (as ``standardwebhooks`` decodes them)."""
+    if not value.startswith("whsec_"):
+        raise SetupError("Webhook 签名密钥应以 whsec_ 开头")
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < 16:
+        raise SetupError("Webhook 签名密钥 whsec_ 之后应为至少 16 字节密钥的 base64")
+    return value
+
+
+def _notice_value(column: str, raw: str) -> str | None:
+    """One checked value; empty clears the channel."""
+    value = one_line(raw, NOTICE_FIELDS[column], 500, required=False)
+    if not value:
+        return None
+    if column.endswith("_url"):
+        return _url(value, NOTICE_FIELDS[column])
+    if column == "webhook_secret":
+        return _webhook_secret(value)
+    if column == "email" and not EMAIL.match(value):
+        raise SetupError(f"电子邮箱格式不对：{value[:60]}")
+    if column == "telegram_chat_id" and not TELEGRAM_CHAT.match(value):
+        raise SetupError("Telegram 会话 ID 应为数字（群组为负数）或 @频道名")
+    return value
+
+
+def notice_view(dept: Department) -> dict[str, Any]:
+    """A department's notice settings as they may be shown, logged and audited: URLs without their query values
+    (a robot URL's ``key=``/``access_token=`` is its credential), secrets only as whether they are set."""
+    return {
+        "webhook_url": mask_query(dept.webhook_url or ""),
+        "webhook_signing": bool(dept.webhook_secret),
+        "email": dept.email or "",
+        "wecom_url": mask_query(dept.wecom_url or ""),
+        "dingtalk_url": mask_query(dept.dingtalk_url or ""),
+        "dingtalk_signing": bool(dept.dingtalk_secret),
+        "telegram_chat_id": dept.telegram_chat_id or "",
+    }
+
+
+def set_notice_channels(engine: Engine, actor: Actor, code: str, changes: dict[str, str | None]) -> bool:
+    """Change where a department's notices go. ``changes`` maps columns of ``NOTICE_FIELDS`` to a new value
+    (empty: clear it); a column left out, or None, stays. Clearing a URL clears its secret too. A webhook needs
+    both its URL and its secret (a URL alone would never be sent to). False when nothing changed."""
+    unknown = set(changes) - set(NOTICE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a notice setting: {sorted(unknown)}")
+    wanted = {column: _notice_value(column, raw) for column, raw in changes.items() if raw is not None}
+    with Session(engine) as session:
+        dept = session.exec(select(Department).where(Department.code == code).with_for_update()).first()
+        if dept is None:
+            raise SetupError(f"部门 {code[:20]} 不存在", 404)
+        before = notice_view(dept)
+        old = {column: getattr(dept, column) for column in NOTICE_FIELDS}
+        for column, value in wanted.items():
+            setattr(dept, column, value)
+        for secret, url in SECRETS.items():
+            if url in wanted and wanted[url] is None:
+                setattr(dept, secret, None)
+        if bool(dept.webhook_url) != bool(dept.webhook_secret):
+            raise SetupError("Webhook 需要同时设置地址与签名密钥（whsec_…）")
+        if dept.dingtalk_secret and not dept.dingtalk_url:
+            raise SetupError("钉钉加签密钥需与钉钉机器人地址一起设置")
+        if all(getattr(dept, column) == value for column, value in old.items()):
+            return False
+        record(session, actor, "department.notices", f"部门 {code}", before, notice_view(dept))
+        commit(session, f"部门 {code} 刚被修改，请重试")
         return True
 
 

@@ -27,6 +27,7 @@ Pause = tuple[datetime, datetime | None]
 Floats = NDArray[np.float64]
 DEFAULT_WINDOWS = ((time(8, 30), time(12, 0)), (time(13, 30), time(17, 30)))
 COLOURS: tuple[Colour, ...] = ("green", "yellow", "red")  # by urgency: ``lights`` gives indices into this
+COLOUR_NAMES = {"green": "绿灯", "yellow": "黄灯", "red": "红灯", "none": "无时限"}  # as staff and notices say them
 GREEN_BELOW, YELLOW_BELOW = 0.8, 1.0  # the share of the limit used: green below 80 %, yellow below 100 %, then red
 
 

@@ -72,3 +72,29 @@ def test_a_corrected_place_outside_the_grid_or_malformed_changes_nothing(rt, pla
         rt.loop.act(number, "accept", rt.people["op"], place, 1)
     case, events = rt.loop.get(number, SYSTEM)
     assert case.state == "待受理" and case.version == 1 and len(events) == 1
+
+
+def test_a_resent_submission_with_the_same_key_is_done_once_and_the_gps_position_is_recorded(rt):
+    collector = Actor.of(users.add_user(rt.engine, "col", "collector", scope=["339901"]))
+    number = filed(rt)
+    rt.loop.act(number, "send_verify", rt.people["op"])
+    case, _ = rt.loop.get(number, SYSTEM)
+    near = {"gps_lon": case.lon + 0.0001, "gps_lat": case.lat, "gps_accuracy": 8}
+    fields = {"confirmed": True, "key": "k-1", **near}
+    rt.loop.act(number, "verify", collector, fields, 2)
+    again = rt.loop.act(number, "verify", collector, fields, 2)  # the phone sends it again: no 409, no second event
+    after, events = rt.loop.get(number, SYSTEM)
+    assert again.version == after.version == 3 and [e.action for e in events].count("verify") == 1
+    position = events[-1].data["position"]
+    assert position["accuracy_m"] == 8 and 5 < position["distance_m"] < 15 and position["far"] is False
+    assert events[-1].data["key"] == "k-1"
+
+
+def test_a_gps_position_far_from_the_case_is_flagged(rt):
+    collector = Actor.of(users.add_user(rt.engine, "col", "collector", scope=["339901"]))
+    number = filed(rt)
+    rt.loop.act(number, "send_verify", rt.people["op"])
+    case, _ = rt.loop.get(number, SYSTEM)
+    rt.loop.act(number, "verify", collector, {"confirmed": True, "gps_lon": case.lon + 0.01, "gps_lat": case.lat})
+    _, events = rt.loop.get(number, SYSTEM)
+    assert events[-1].data["position"]["far"] is True and events[-1].data["position"]["distance_m"] > 900

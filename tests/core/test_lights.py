@@ -47,14 +47,7 @@ def test_the_batch_gives_each_case_the_light_of_its_timer(now):
     rng = random.Random(now.day)
     loop = CaseLoop(None, CAL, clock=lambda: now)  # type: ignore[arg-type]  # timers need no database
     cases = [random_stage(rng, now) for _ in range(600)]
-    codes = loop.lights(
-        [c.state for c in cases],
-        [c.stage_started_at.timestamp() for c in cases],
-        [c.stage_limit for c in cases],
-        [c.stage_extra_hours for c in cases],
-        [c.stage_unit for c in cases],
-        [c.pauses for c in cases],
-    )
+    codes = loop.lights_of(cases)
     expected = [timer.light if (timer := loop.timer(c)) else "none" for c in cases]  # type: ignore[arg-type]
     assert [LIGHTS[k] for k in codes] == expected
     assert set(expected) == set(LIGHTS)
