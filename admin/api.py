@@ -280,6 +280,8 @@ async def download(request: web.Request) -> web.Response:
     store = request.app[RUNTIME].attachments
     sha = request.match_info["sha256"]
     stored = await in_thread(store.info, sha)
+    if not await in_thread(request.app[RUNTIME].loop.may_see_attachment, stored.sha256, request[ACTOR]):
+        return json_error(404, "附件不存在")  # the same answer as for a missing file
     return web.FileResponse(
         stored.path, headers={"Content-Type": stored.media_type, "Cache-Control": "private, max-age=86400"}
     )

@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from admin.runtime import Runtime
 from core import census, db, taxonomy, users
-from core.cases import ROLES
-from core.config import ConfigError, Settings, load_settings
+from core.cases import LOCAL, ROLES
+from core.config import ConfigError, Settings, load_settings, mask_query
 from core.crs import UnknownCRS, parse_crs
 from core.datafile import DataError, read_csv
 from core.gazetteer import import_places
@@ -379,6 +379,61 @@ class Cli:
         data = {"name": user.name, "role": user.role, "department": user.department_code, "scope": user.grid_scope}
         self.emit(data, f"已添加用户 {user.name}（{ROLES[user.role]}）")
 
+    # --- departments' notices (issue 14) ------------------------------------------------------------------------
+    def cmd_department_set(self) -> None:
+        import getpass
+
+        from core import setup
+        from core.cases import Actor
+
+        self.require_schema()
+        a = self.args
+        given = zip(setup.NOTICE_FIELDS, (a.webhook, a.webhook_secret, a.email, a.wecom, a.dingtalk,
+                                          a.dingtalk_secret, a.telegram), strict=True)  # fmt: skip
+        changes = {column: value for column, value in given if value is not None}
+        if not changes:
+            raise UsageError("department set: 请至少给出一项：--webhook --webhook-secret --email --wecom --dingtalk "
+                             "--dingtalk-secret --telegram（空字符串清除）")  # fmt: skip
+        who = Actor(None, f"命令行 {getpass.getuser()}"[:60], "admin")
+        changed = setup.set_notice_channels(self.engine, who, a.code, changes)
+        text = f"已更新部门 {a.code} 的通知设置" if changed else "没有改变"
+        self.emit({"department": a.code, "changed": changed}, text)
+
+    def cmd_department_show(self) -> None:
+        from core import notices, setup
+
+        self.require_schema()
+        dept = next((d for d in setup.departments(self.engine) if d.code == self.args.code), None)
+        if dept is None:
+            raise UsageError(f"部门 {self.args.code} 不存在")
+        shown = {column: getattr(dept, column) or "" for column in setup.NOTICE_FIELDS}
+        for column in ("webhook_url", "wecom_url", "dingtalk_url"):
+            shown[column] = mask_query(shown[column])
+        for column in ("webhook_secret", "dingtalk_secret"):
+            shown[column] = _masked_secret(shown[column])
+        keys = ("channel", "event", "number", "status", "attempts", "sent_at", "error")
+        rows = [{k: r[k] for k in keys} for r in notices.deliveries(self.engine, dept.code)]
+        data = {
+            "code": dept.code,
+            "name": dept.name,
+            "channels": notices.channels_of(dept),
+            **shown,
+            "deliveries": [{**r, "sent_at": r["sent_at"].isoformat() if r["sent_at"] else None} for r in rows],
+        }
+
+        def text() -> None:
+            self.out.print(f"[bold]{dept.code} {dept.name}[/]  通知渠道: {'、'.join(data['channels']) or '未设置'}")
+            for column, value in shown.items():
+                self.out.print(f"  {setup.NOTICE_FIELDS[column]}: {value or '—'}", markup=False)
+            self.out.print(f"最近 {len(rows)} 条通知：" if rows else "还没有通知")
+            for r in rows:
+                when = r["sent_at"].astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S") if r["sent_at"] else "未送达"
+                line = (f"  {r['channel']}  {r['event']}  {r['number'] or '—'}  {r['status']}  "
+                        f"尝试 {r['attempts']} 次  {when}  {r['error'][:120]}")  # fmt: skip
+                self.out.print(line.rstrip(), markup=False)
+
+        self.emit(data, text)
+
     def cmd_token_create(self) -> None:
         self.require_schema()
         token = users.create_token(self.engine, self.args.user)
@@ -443,6 +498,44 @@ class Cli:
             raise UsageError("telegram poll: 需要设置 GRIDLINE_TELEGRAM_TOKEN")
         self.err.print("Telegram 轮询模式（开发用），Ctrl-C 结束")
         TelegramBot(self.runtime.settings, self.runtime.dialogue, polling=True).poll()
+
+    def cmd_notify_run(self) -> None:
+        """Deliver department notices until SIGTERM/SIGINT (exit 0); ``--once``: what is due now, then exit."""
+        import asyncio
+        import logging
+        import signal
+        from datetime import timedelta
+
+        from bots.deptnotify import DeptNotifier
+
+        self.require_schema()
+        s = self.runtime.settings
+        logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if self.args.batch < 1:
+            raise UsageError("notify run: --batch 应为正整数")
+        from core.notices import sweep_alerts
+
+        worker = DeptNotifier(
+            self.engine, s, batch=self.args.batch, interval=self.args.interval,
+            lease=timedelta(seconds=self.args.lease), sweep=lambda: sweep_alerts(self.runtime.loop, s),
+        )  # fmt: skip
+
+        async def main() -> int:
+            if self.args.once:
+                try:
+                    return await worker.drain()
+                finally:
+                    await worker.close()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await worker.run(stop)
+            return 0
+
+        tried = asyncio.run(main())
+        if self.args.once:
+            self.emit({"tried": tried}, f"已处理 {tried} 条部门通知")
 
     # --- the 12319 hotline --------------------------------------------------------------------------------------
     def _speech(self) -> Any:
@@ -600,6 +693,13 @@ DEMO_STAFF = (  # (name, role, department) of the demo city's console accounts
 )
 
 
+def _masked_secret(secret: str | None) -> str:
+    """A set secret shown only by its kind: ``whsec_***`` (the rest would let anyone sign)."""
+    if not secret:
+        return ""
+    return secret[:6] + "***" if secret.startswith("whsec_") else "***"
+
+
 def _lonlat(raw: str) -> tuple[float, float]:
     try:
         lon, lat = (float(v) for v in raw.replace("，", ",").split(","))
@@ -697,6 +797,20 @@ def build_parser() -> Parser:
     ua.add_argument("--department", help="专业部门代码（role=department 时必填）")
     ua.add_argument("--scope", help="负责范围：逗号分隔的街道/社区/网格代码（监督员）")
     ua.add_argument("--password-stdin", action="store_true", help="从标准输入读取控制台登录密码")
+    dept = sub.add_parser("department", parents=[common], help="专业部门的通知渠道")
+    dept_sub = dept.add_subparsers(dest="action", required=True, parser_class=Parser)
+    ds = dept_sub.add_parser("set", parents=[common], help="设置部门的通知渠道（给出的项；空字符串清除）")
+    ds.add_argument("code", help="部门代码")
+    ds.add_argument("--webhook", metavar="URL", help="Webhook 地址（http/https，按 Standard Webhooks 签名）")
+    ds.add_argument("--webhook-secret", metavar="whsec_…", help="Webhook 签名密钥")
+    ds.add_argument("--email", metavar="ADDRESS", help="电子邮箱")
+    ds.add_argument("--wecom", metavar="URL", help="企业微信群机器人地址")
+    ds.add_argument("--dingtalk", metavar="URL", help="钉钉机器人地址")
+    ds.add_argument("--dingtalk-secret", metavar="SECRET", help="钉钉机器人加签密钥（可选）")
+    ds.add_argument("--telegram", metavar="CHAT_ID", help="Telegram 会话 ID（经 telegram_token 的机器人发送）")
+    dept_sub.add_parser("show", parents=[common], help="显示部门的通知渠道（密钥已遮盖）和最近 10 条通知").add_argument(
+        "code"
+    )
     token = sub.add_parser("token", parents=[common], help="API 令牌")
     token.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
         "create", parents=[common], help="为用户创建令牌（只显示这一次）"
@@ -720,6 +834,14 @@ def build_parser() -> Parser:
     tg_sub = tg.add_subparsers(dest="action", required=True, parser_class=Parser)
     tg_sub.add_parser("set-webhook", parents=[common], help="向 Telegram 登记 Webhook 地址").add_argument("url")
     tg_sub.add_parser("poll", parents=[common], help="轮询模式运行机器人（开发用）")
+    nt = sub.add_parser("notify", parents=[common], help="部门通知")
+    nr = nt.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "run", parents=[common], help="投递部门通知，直到 SIGTERM/SIGINT"
+    )
+    nr.add_argument("--once", action="store_true", help="投递当前到期的通知后退出")
+    nr.add_argument("--batch", type=int, default=100, help="每批领取的条数（默认 100）")
+    nr.add_argument("--interval", type=float, default=0.25, help=argparse.SUPPRESS)  # seconds between idle polls
+    nr.add_argument("--lease", type=float, default=60.0, help=argparse.SUPPRESS)  # seconds a claim is held
 
     cls = sub.add_parser("classify", parents=[common], help="文字 → 管理事项代码（不给文字时逐行读标准输入）")
     cls.add_argument("text", nargs="*", help="群众的描述")

@@ -46,8 +46,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "受理时更正的位置（WGS-84）"},
             "lat": {"type": "number", "minimum": -90, "maximum": 90},
             "address": {"type": "string", "maxLength": 200},
+            "key": {"type": "string", "minLength": 1, "maxLength": 64, "description": "幂等键，重发不重复办理"},
+            "gps_lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "监督员 GPS（WGS-84）"},
+            "gps_lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "gps_accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
         },
-        "dependentRequired": {"lon": ["lat"], "lat": ["lon"]},
+        "dependentRequired": {"lon": ["lat"], "lat": ["lon"], "gps_lon": ["gps_lat"], "gps_lat": ["gps_lon"]},
     },
     "LoginIn": {
         "type": "object",

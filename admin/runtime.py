@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 
 from bots.dialogue import Dialogue
-from core import db, taxonomy
+from core import db, notices, taxonomy
 from core.attachments import AttachmentStore
 from core.cases import CaseLoop, rules_from_settings
 from core.config import Settings
@@ -74,12 +74,14 @@ class Runtime:
 
     @cached_property
     def loop(self) -> CaseLoop:
-        return CaseLoop(
+        loop = CaseLoop(
             self.engine,
             self.calendar,
             rules_from_settings(self.settings),
             cell_at=lambda lon, lat: self.grid.cell_at(lon, lat),  # the grid loads on the first corrected place
         )
+        loop.on_event.append(notices.hook(loop, self.settings.public_url))  # the departments' notices
+        return loop
 
     @cached_property
     def attachments(self) -> AttachmentStore:

@@ -1,5 +1,6 @@
-"""Mounting the chat channels on an aiohttp app: ``/wechat``, ``/telegram/webhook``, ``/chat``, and the notifier
-task that tells citizens about their cases. A channel without settings answers 404 and sends nothing."""
+"""Mounting the chat channels on an aiohttp app: ``/wechat``, ``/telegram/webhook``, ``/chat``, the notifier
+task that tells citizens about their cases, and the one that delivers department notices (``bots.deptnotify``).
+A channel without settings answers 404 and sends nothing."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bots.deptnotify import DeptNotifier
 from bots.dialogue import Deps, Dialogue
 from bots.notify import Notifier, Sender
 from bots.telegram_bot import TelegramBot
 from bots.webchat import WebChat
 from bots.wechat import WeChat
+from core.notices import sweep_alerts
 
 
 class Bots:
@@ -37,6 +40,7 @@ class Bots:
         if self.telegram is not None:
             senders["telegram"] = self.telegram.send
         self.notifier = Notifier(deps.engine, senders, interval=notify_interval)
+        self.notices = DeptNotifier(deps.engine, s, sweep=lambda: sweep_alerts(deps.intake.loop, s))
 
     def _wake(self) -> None:
         self.notifier.wake()
@@ -51,10 +55,12 @@ class Bots:
         if self.telegram is not None:
             await self.telegram.start()
         task = asyncio.create_task(self.notifier.run(), name="gridline-notifier")
+        notices = asyncio.create_task(self.notices.run(), name="gridline-notices")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for t in (task, notices):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
         if self.telegram is not None:
             await self.telegram.stop()
 

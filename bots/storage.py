@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, Row
@@ -287,6 +287,86 @@ def settle(engine: Engine, row: Row, error: str | None, max_attempts: int = 8) -
         }
     with transaction(engine) as conn:
         conn.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(**values))
+
+
+def claim_batch(
+    engine: Engine, channels: tuple[str, ...], limit: int, lease: timedelta, at: datetime | None = None
+) -> list[Row]:
+    """Take up to ``limit`` due rows of these channels for sending, oldest first, in one statement: their status
+    becomes ``sending`` and their ``next_at`` the end of a lease (a worker that dies holding them loses them when
+    it passes, and another takes them). A row waits while an earlier row of its (case, channel, recipient) is
+    neither sent nor dead, so one case's notices arrive in order. On PostgreSQL rows another worker is taking
+    are skipped (``FOR UPDATE SKIP LOCKED``); SQLite has one writer, so a claim there sees only settled rows.
+    The rows come back with ``next_at`` = the lease, the token ``settle_batch`` checks."""
+    at = at or now_utc()
+    earlier = OUTBOX.alias("earlier")
+    blocked = exists().where(
+        earlier.c.case_id == OUTBOX.c.case_id,
+        earlier.c.channel == OUTBOX.c.channel,
+        earlier.c.recipient == OUTBOX.c.recipient,
+        earlier.c.id < OUTBOX.c.id,
+        earlier.c.status.notin_(("sent", "dead")),
+    )
+    due_ids = (
+        select(OUTBOX.c.id)
+        .where(
+            OUTBOX.c.channel.in_(channels),
+            OUTBOX.c.status.in_(("pending", "sending")),
+            OUTBOX.c.next_at <= at,
+            ~blocked,
+        )
+        .order_by(OUTBOX.c.id)
+        .limit(limit)
+    )
+    with transaction(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            ids: Any = due_ids.with_for_update(skip_locked=True).scalar_subquery()
+        else:  # look first: a claim that finds nothing should not take SQLite's write lock
+            ids = list(conn.execute(due_ids).scalars())
+            if not ids:
+                return []
+        rows = conn.execute(
+            update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(status="sending", next_at=at + lease).returning(*OUTBOX.c)
+        ).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def settle_batch(
+    engine: Engine,
+    outcomes: list[tuple[Row, str | None, bool]],
+    schedule: tuple[float, ...],
+    at: datetime | None = None,
+) -> int:
+    """Settle claimed rows in one transaction. Each outcome is (row as claimed, error or None, final): sent;
+    or back to pending after ``schedule[attempts - 1]`` seconds; dead once the schedule is used up or the error
+    is final. A row whose lease was taken over meanwhile (its ``next_at`` is no longer the one claimed) is left
+    to the worker that holds it now. Returns how many rows were settled."""
+    at = at or now_utc()
+    done = 0
+    sent: dict[datetime, list[int]] = {}  # one batch's rows share their lease: one statement for all sent ones
+    for row, error, _final in outcomes:
+        if error is None:
+            sent.setdefault(row.next_at, []).append(row.id)
+    with transaction(engine) as conn:
+        for lease, ids in sent.items():
+            done += conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_(ids), OUTBOX.c.status == "sending", OUTBOX.c.next_at == lease)
+                .values(status="sent", sent_at=at, error="")
+            ).rowcount
+        for row, error, final in outcomes:
+            if error is not None:
+                attempts = row.attempts + 1
+                dead = final or attempts > len(schedule)
+                wait = timedelta(seconds=0 if dead else schedule[attempts - 1])
+                values = {"status": "dead" if dead else "pending", "attempts": attempts, "next_at": at + wait,
+                          "error": error[:500]}  # fmt: skip
+                done += conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == row.id, OUTBOX.c.status == "sending", OUTBOX.c.next_at == row.next_at)
+                    .values(**values)
+                ).rowcount
+    return done
 
 
 def webchat_updates(engine: Engine, user: str, after: int, limit: int = 20) -> list[Row]:
