@@ -13,6 +13,7 @@ from admin.console import (
     dispatch,
     filing,
     handoffs,
+    inbox,
     phone,
     queue,
     session,
@@ -22,7 +23,7 @@ from admin.console import (
 from admin.responses import TEMPLATES
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-PAGES = (session, actions, casepage, queue, phone, handoffs, filing, dispatch, work, casemap, setup_pages)
+PAGES = (session, actions, casepage, queue, phone, handoffs, filing, dispatch, work, inbox, casemap, setup_pages)
 
 
 def setup(app: web.Application) -> None:

@@ -15,8 +15,17 @@ from admin.runtime import RUNTIME
 from core.attachments import AttachmentError
 from core.cases import ACTIONS, CaseError
 
-TEXT_FIELDS = ("note", "reason", "matter_code", "target", "department", "address", "confirmed", "passed", "level")
-NUMBER_FIELDS = {"hours": "延期时长（工作时）", "lon": "经度", "lat": "纬度"}
+TEXT_FIELDS = (
+    *("note", "reason", "matter_code", "target", "department", "address", "confirmed", "passed", "level", "key"),
+)
+NUMBER_FIELDS = {
+    "hours": "延期时长（工作时）",
+    "lon": "经度",
+    "lat": "纬度",
+    "gps_lon": "GPS 经度",
+    "gps_lat": "GPS 纬度",
+    "gps_accuracy": "GPS 精度",
+}
 MAX_TEXT = 1000
 
 

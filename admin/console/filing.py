@@ -1,5 +1,6 @@
 """立案与审批 for the 值班长: the cases waiting to be filed with their 立案条件 and the 处置时限 each would give, and
-the department requests (回退、延期、挂账), suspended cases and cases to close that wait for a decision. Every form
+the department requests (回退、延期、挂账), suspended cases and cases to close that wait for a decision; above them
+the 超时预警, the 处置 limits that turned yellow or red. Every form
 posts to the generic case action (``admin.console.actions``), so the page holds no rule of its own."""
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from admin.console.casepage import case_view, local
 from admin.console.session import actor, allow, page
 from admin.responses import in_thread
 from admin.runtime import RUNTIME, Runtime
+from core import notices
 from core.cases import Actor, Timer
 from core.models import CaseFile
+from core.worktime import COLOUR_NAMES
 
 LIMIT = 50  # cases per section; the page says how many more there are
 HERE = "/console/filing"
-LIGHTS = {"green": "绿灯", "yellow": "黄灯", "red": "红灯"}
 
 
 def clock(timer: Timer | None) -> str:
@@ -30,7 +32,7 @@ def clock(timer: Timer | None) -> str:
     left = timer.remaining_hours
     left_text = f"剩余 {left:.1f} {hours}" if left >= 0 else f"超时 {-left:.1f} {hours}"
     limit = f"{timer.stage}时限 {timer.limit:g} {timer.unit}"
-    return f"{LIGHTS[timer.light]} · {limit} · {left_text} · 截止 {local(timer.deadline)}"
+    return f"{COLOUR_NAMES[timer.light]} · {limit} · {left_text} · 截止 {local(timer.deadline)}"
 
 
 def listed(runtime: Runtime, *where: ColumnElement[bool], order: Any) -> tuple[int, list[str]]:
@@ -81,6 +83,7 @@ def filing_view(runtime: Runtime, who: Actor) -> dict[str, Any]:
         "pending": pending,
         "suspended": section(runtime, who, frozenset({"resume"}), CaseFile.state == "挂账", order=CaseFile.updated_at),
         "closing": section(runtime, who, frozenset({"close"}), CaseFile.state == "待结案", order=CaseFile.updated_at),
+        "alerts": notices.console_alerts(runtime.engine),  # 处置 limits gone yellow or red (core.notices)
         "quota_percent": loop.rules.extension_quota * 100,
         "limit": LIMIT,
     }

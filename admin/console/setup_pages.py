@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from admin.console.session import Handler, actor, allow, done, form, page, refused
 from admin.responses import in_thread
 from admin.runtime import RUNTIME, Runtime
-from core import audit, setup, users
+from core import audit, notices, setup, users
 from core.audit import ACTIONS, SetupError
 from core.cases import LOCAL, ROLES
 from core.models import AuditEvent, GridCell, Region, TaxonomyItem
@@ -41,6 +41,21 @@ FIELD_LABELS = {
     "day": "日期",
     "workday": "工作日",
     "note": "说明",
+    **setup.NOTICE_FIELDS,
+    "webhook_signing": "Webhook 签名密钥已设置",
+    "dingtalk_signing": "钉钉加签密钥已设置",
+    "channel": "渠道",
+    "recipient": "接收方",
+    "case": "案卷",
+    "event": "事件",
+    "status": "状态",
+}
+NOTICE_CHANNELS = {  # a form's channel → its columns; its 停用 box clears them
+    "webhook": ("webhook_url", "webhook_secret"),
+    "email": ("email",),
+    "wecom": ("wecom_url",),
+    "dingtalk": ("dingtalk_url", "dingtalk_secret"),
+    "telegram": ("telegram_chat_id",),
 }
 SCOPE_SEPARATORS = re.compile(r"[\s,，、;；]+")
 
@@ -169,8 +184,18 @@ def routing_view(runtime: Runtime) -> dict[str, Any]:
     matter_names = {**dict(majors), **{i.code: i.name for i in items}}
     region_names = {**dict(cells), **dict(places)}
     dept_names = {d.code: d.name for d in depts}
+    dead = notices.dead_letters(runtime.engine)
+    for row in dead:
+        row["event_name"] = notices.EVENT_NAMES.get(row["event"], row["event"])
+        row["channel_name"] = notices.CHANNEL_NAMES.get(row["channel"], row["channel"])
+        row["department"] = "值班长" if row["recipient"] == notices.SHIFT_LEAD else dept_names.get(row["recipient"], "")
     return {
         "departments": depts,
+        "notice": {
+            d.code: {**setup.notice_view(d), "channels": [notices.CHANNEL_NAMES[c] for c in notices.channels_of(d)]}
+            for d in depts
+        },
+        "dead": dead,
         "rules": [
             {
                 "rule": r,
@@ -202,6 +227,30 @@ async def department_rename(request: web.Request) -> web.StreamResponse:
     code = request.match_info["code"]
     changed = await change(request, setup.rename_department, code, field(request, "name"))
     done("/console/admin/departments", f"已将部门 {code} 更名" if changed else "没有改变")
+
+
+@allow("admin")
+@changes
+async def department_notices(request: web.Request) -> web.StreamResponse:
+    """Where a department's notices go. Fields left empty stay as they are (a secret is never shown again to be
+    resubmitted); a channel's 停用 box clears it."""
+    code = request.match_info["code"]
+    wanted: dict[str, str | None] = {}
+    for channel, columns in NOTICE_CHANNELS.items():
+        clear = field(request, f"clear_{channel}") == "1"
+        for column in columns:
+            value = field(request, column).strip()
+            if clear or value:
+                wanted[column] = "" if clear else value
+    changed = bool(wanted) and await change(request, setup.set_notice_channels, code, wanted)
+    done("/console/admin/departments", f"已保存部门 {code} 的通知设置" if changed else "没有改变")
+
+
+@allow("admin")
+@changes
+async def notice_resend(request: web.Request) -> web.StreamResponse:
+    values = await change(request, notices.resend, number(request.match_info["id"], "通知"))
+    done("/console/admin/departments", f"已将案卷 {values['case'] or '—'} 的这条通知重新排队发送")
 
 
 @allow("admin")
@@ -351,6 +400,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/console/admin/departments", departments_page)
     r.add_post("/console/admin/departments", department_add)
     r.add_post("/console/admin/departments/{code}/rename", department_rename)
+    r.add_post("/console/admin/departments/{code}/notices", department_notices)
+    r.add_post("/console/admin/notices/{id}/resend", notice_resend)
     r.add_post("/console/admin/routing", rule_add)
     r.add_post("/console/admin/routing/{id}/delete", rule_delete)
     r.add_get("/console/admin/calendar", calendar_page)
