@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -383,19 +383,6 @@ class Outbox(SQLModel, table=True):
     so an event is announced once per recipient; retried with backoff until sent, or dead."""
 
     __tablename__ = "outbox"
-    # the delivery claim asks "is an earlier notice of this case still unsent?" of every row it takes: a partial
-    # index over the unsent rows answers it whatever the planner's statistics say
-    __table_args__ = (
-        Index(
-            "ix_outbox_unsent",
-            "case_id",
-            "channel",
-            "recipient",
-            "id",
-            postgresql_where=text("status NOT IN ('sent', 'dead')"),
-            sqlite_where=text("status NOT IN ('sent', 'dead')"),
-        ),
-    )
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=200, unique=True)

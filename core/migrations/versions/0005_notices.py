@@ -25,13 +25,9 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(name, sa.Text(), nullable=True))
     with op.batch_alter_table('report', schema=None) as batch_op:
         batch_op.add_column(sa.Column('chosen_code', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
-    unsent = sa.text("status NOT IN ('sent', 'dead')")
-    op.create_index('ix_outbox_unsent', 'outbox', ['case_id', 'channel', 'recipient', 'id'], unique=False,
-                    postgresql_where=unsent, sqlite_where=unsent)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_outbox_unsent', table_name='outbox')
     with op.batch_alter_table('report', schema=None) as batch_op:
         batch_op.drop_column('chosen_code')
     with op.batch_alter_table('department', schema=None) as batch_op:
