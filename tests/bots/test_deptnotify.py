@@ -363,11 +363,10 @@ def test_kill_9_mid_delivery_loses_nothing(engine, db_url, tmp_path, receiver):
     env = worker_env(db_url, tmp_path)
     first = start_worker(env, "--batch", "50", "--lease", "2")
     try:
-
-        def mid_batch() -> bool:
-            return len(receiver.received) >= 40 and any(r.status == "sending" for r in outbox(engine))
-
-        assert wait_until(mid_batch, 60), first.stderr.read1().decode()
+        assert wait_until(lambda: len(receiver.received) >= 40, 60), first.stderr.read1().decode()
+        receiver.delay = 5.0  # its sends from now on hang: it is sure to die holding a claimed batch
+        assert wait_until(lambda: any(r.status == "sending" for r in outbox(engine)), 10)
+        time.sleep(0.3)
     finally:
         first.kill()  # SIGKILL: no settle, no goodbye
         first.wait(10)
