@@ -11,6 +11,7 @@ from aiohttp import web
 
 from admin.api import add_routes
 from admin.console import setup as setup_console
+from admin.open311 import mount as mount_open311
 from admin.responses import TEMPLATES, in_thread, json_error, json_response
 from admin.runtime import RUNTIME, Runtime
 from bots.privacy import AccessLogger
@@ -106,6 +107,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/map.svg", grid_map)
     add_routes(app)
     setup_console(app)
+    mount_open311(app)
     mount_bots(app, runtime, dialogue=runtime.dialogue)
     return app
 

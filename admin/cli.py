@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import secrets
 import sys
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from admin.runtime import Runtime
 from core import census, db, taxonomy, users
-from core.cases import LOCAL, ROLES
+from core.cases import LOCAL, ROLES, Actor
 from core.config import ConfigError, Settings, load_settings, mask_query
 from core.crs import UnknownCRS, parse_crs
 from core.datafile import DataError, read_csv
@@ -26,8 +27,9 @@ from core.gazetteer import import_places
 from core.geocoder import Located
 from core.grid import GridIndex, import_grid, relocate
 from core.models import Component, Place
+from nlp import taidi
 from nlp.metrics import Evaluation, LabelledFileError, evaluate, read_jsonl
-from nlp.model import DEFAULT_MODEL, ModelError, train
+from nlp.model import DEFAULT_FAMILY, DEFAULT_MODEL, FAMILIES, ModelError, train
 from nlp.places import find_place
 
 VERSION = "0.1.0"
@@ -40,6 +42,11 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _command_line() -> Actor:
+    """Who changes the set-up from the command line, as the audit trail names them."""
+    return Actor(None, f"命令行 {getpass.getuser()}"[:60], "admin")
 
 
 class Cli:
@@ -283,12 +290,9 @@ class Cli:
             data = {
                 **({"id": ident} if ident is not None else {}),
                 "text": text,
-                "code": result.code,
+                **result.as_dict(),
                 "major": result.major,
                 "component_code": result.component_code,
-                "top": [{"code": g.code, "name": g.name, "p": round(g.p, 4)} for g in result.top],
-                "decision": result.decision,
-                "severity": result.severity,
                 "place_phrase": find_place(text),
             }
             self.emit(data, lambda data=data: self._print_classification(data))
@@ -299,6 +303,11 @@ class Cli:
         self.out.print(f"{head}  [{decision}]  {data['severity']}  地点: {data['place_phrase'] or '未提及'}")
         for guess in data["top"]:
             self.out.print(f"  {guess['p']:.3f}  {guess['code']} {guess['name']}")
+        if data.get("scope_reason"):
+            self.out.print(f"  原因：{data['scope_reason']}")
+        if data.get("secondary"):
+            s = data["secondary"]
+            self.out.print(f"  另一问题：{s['code']} {s['name']}（{s['p']:.3f}）")
 
     def cmd_train(self) -> None:
         from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings  # pypinyin: training only
@@ -315,19 +324,24 @@ class Cli:
         except ValueError as exc:  # tomllib's errors are ValueErrors too
             raise UsageError(f"train: {phrasings}: {exc}") from None
         with self.progress("生成训练语料"):
-            examples = [(e.text, e.code) for e in generate(loaded, seed=self.args.seed)]
+            examples = [(e.text, e.code or e.topic) for e in generate(loaded, seed=self.args.seed)]
+        real = taidi.training_examples()  # real letters, where ../shared/data is at hand
+        examples += real
         if self.args.from_cases:
             examples += _case_examples(Path(self.args.from_cases), codes)
         out = Path(self.args.out) if self.args.out else DEFAULT_MODEL
         start = time.perf_counter()
-        with self.progress(f"训练分类模型（{len(examples)} 条）"):
-            model = train(examples, labels, seed=self.args.seed, meta={"corpus": corpus_digest(phrasings)})
+        meta = {"corpus": corpus_digest(phrasings), "real_letters": len(real), "real_digest": taidi.digest(real)}
+        with self.progress(f"训练分类模型（{len(examples)} 条，{self.args.family}）"):
+            model = train(examples, labels, family=self.args.family, seed=self.args.seed, meta=meta)
             model.save(out)
         summary = {
             "model": str(out),
+            "family": self.args.family,
             "examples": len(examples),
+            "real_letters": len(real),
             "features": model.meta["features"],
-            "temperature": round(model.temperature, 4),
+            "temperatures": [round(h.temperature, 4) for h in model.heads],
             "bytes": out.stat().st_size,
             "seconds": round(time.perf_counter() - start, 1),
         }
@@ -381,10 +395,7 @@ class Cli:
 
     # --- departments' notices (issue 14) ------------------------------------------------------------------------
     def cmd_department_set(self) -> None:
-        import getpass
-
         from core import setup
-        from core.cases import Actor
 
         self.require_schema()
         a = self.args
@@ -394,8 +405,7 @@ class Cli:
         if not changes:
             raise UsageError("department set: 请至少给出一项：--webhook --webhook-secret --email --wecom --dingtalk "
                              "--dingtalk-secret --telegram（空字符串清除）")  # fmt: skip
-        who = Actor(None, f"命令行 {getpass.getuser()}"[:60], "admin")
-        changed = setup.set_notice_channels(self.engine, who, a.code, changes)
+        changed = setup.set_notice_channels(self.engine, _command_line(), a.code, changes)
         text = f"已更新部门 {a.code} 的通知设置" if changed else "没有改变"
         self.emit({"department": a.code, "changed": changed}, text)
 
@@ -438,6 +448,39 @@ class Cli:
         self.require_schema()
         token = users.create_token(self.engine, self.args.user)
         self.emit({"user": self.args.user, "token": token}, token)
+
+    def cmd_open311_key(self) -> None:
+        """The Open311 client applications' keys (``core.apikeys``): add (the key shown once), list, revoke."""
+        from datetime import datetime
+
+        from core import apikeys
+
+        self.require_schema()
+        a = self.args
+        if a.key_action == "add":
+            secret = apikeys.add_key(self.engine, _command_line(), a.name, a.rate)
+            self.emit({"name": a.name, "rate_per_minute": a.rate, "api_key": secret}, secret)
+        elif a.key_action == "revoke":
+            done = apikeys.revoke_key(self.engine, _command_line(), a.name)
+            said = f"已吊销 {a.name} 的密钥" if done else f"{a.name} 的密钥早已吊销"
+            self.emit({"name": a.name, "revoked": done}, said)
+        else:
+            keys = apikeys.list_keys(self.engine)
+
+            def when(at: datetime | None) -> str:
+                return at.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if at else ""
+
+            def text() -> None:
+                self.out.print("还没有 Open311 密钥" if not keys else f"{len(keys)} 个 Open311 密钥：")
+                for k in keys:
+                    state = f"已吊销（{when(k.revoked_at)}）" if k.revoked_at else "有效"
+                    line = f"  {k.name}  {state}  每分钟 {k.rate_per_minute} 次  创建于 {when(k.created_at)}"
+                    line += f"  上报 {k.reports} 条"
+                    self.out.print(line, markup=False)
+
+            rows = [{**asdict(k), "created_at": k.created_at.isoformat(),
+                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys]  # fmt: skip
+            self.emit(rows, text)
 
     def cmd_intake_retry(self) -> None:
         self.require_schema()
@@ -815,6 +858,16 @@ def build_parser() -> Parser:
     token.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
         "create", parents=[common], help="为用户创建令牌（只显示这一次）"
     ).add_argument("user")
+    o311 = sub.add_parser("open311", parents=[common], help="Open311 GeoReport v2 接口")
+    o311_key = o311.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
+        "key", parents=[common], help="客户端应用的 API 密钥"
+    )
+    key_sub = o311_key.add_subparsers(dest="key_action", required=True, parser_class=Parser)
+    key_add = key_sub.add_parser("add", parents=[common], help="为客户端应用创建密钥（只显示这一次）")
+    key_add.add_argument("name", help="客户端应用名称")
+    key_add.add_argument("--rate", type=int, default=60, help="每分钟最多提交次数（默认 60）")
+    key_sub.add_parser("list", parents=[common], help="列出密钥（不显示密钥本身）")
+    key_sub.add_parser("revoke", parents=[common], help="吊销密钥").add_argument("name")
     intake = sub.add_parser("intake", parents=[common], help="上报处理")
     intake.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(
         "retry", parents=[common], help="重新处理失败或未立卷的上报"
@@ -850,6 +903,7 @@ def build_parser() -> Parser:
     tr.add_argument("--from-cases", metavar="CSV", help="本市历史案卷（列 text, code），与语料一起训练")
     tr.add_argument("--out", metavar="FILE", help="模型文件（默认 models/classifier.npz）")
     tr.add_argument("--seed", type=int, default=0, help="随机种子（同一种子得到同一模型）")
+    tr.add_argument("--family", choices=FAMILIES, default=DEFAULT_FAMILY, help="模型类型（默认 %(default)s）")
     ce = sub.add_parser("classify-eval", parents=[common], help="在标注文件上评测分类器")
     ce.add_argument("file", help="JSONL：每行 {id, text, code}，非城管事项 code 为 null")
     mp = sub.add_parser("map", parents=[common], help="把单元网格、社区界和道路画成 SVG")

@@ -19,6 +19,7 @@ from core.gazetteer import Gazetteer
 from core.geocoder import GazetteerGeocoder, PlaceLocator, fallback_geocoders
 from core.grid import GridIndex
 from core.intake import Intake, Services
+from core.scope import load_scope
 from core.setup import calendar_days
 from core.worktime import WorkCalendar
 from ivr.hotline import Hotline, Recogniser
@@ -95,7 +96,8 @@ class Runtime:
         path = Path(s.classifier_model) if s.classifier_model not in ("", "keyword") else DEFAULT_MODEL
         if s.classifier_model == "keyword" or (not s.classifier_model and not path.exists()):
             return KeywordClassifier(taxonomy.labels(self.engine))
-        model = TrainedClassifier.load(path)
+        codes = frozenset(label.code for label in taxonomy.labels(self.engine))
+        model = TrainedClassifier.load(path, scope=load_scope(s.scope_file or None, codes))
         given = {"auto": s.classifier_auto, "review": s.classifier_review, "margin": s.classifier_margin}
         if any(given.values()):
             stored = model.thresholds

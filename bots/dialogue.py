@@ -232,6 +232,8 @@ class Dialogue:
             "code": result.code,
             "name": top.name if top and result.code else "",
             "p": round(top.p, 3) if top else 0.0,
+            "scope": result.scope,
+            "scope_reason": result.scope_reason,
         }
 
     def place_from_text(self, text: str, vague: bool = False) -> dict[str, Any] | None:
@@ -317,6 +319,10 @@ HELP = (
 )
 OUT_OF_SCOPE = (
     f"您说的情况不在城市管理（市容环境、市政设施、街面秩序）的受理范围内，其他诉求请拨打 {HOTLINE} 市民服务热线。\n"
+    "如果确实是城市管理问题，请换个说法具体描述，例如“人民路88号门口井盖没了”。"
+)
+OUT_OF_SCOPE_BECAUSE = (
+    "您说的情况不在城市管理（市容环境、市政设施、街面秩序）的受理范围内：{reason}。\n"
     "如果确实是城市管理问题，请换个说法具体描述，例如“人民路88号门口井盖没了”。"
 )
 POLITE = "请文明交流。如需反映城市管理问题，请直接说明问题和地点，我们会尽快处理。"
@@ -500,6 +506,8 @@ class _Turn:
                 self.say(POLITE)
             elif key in YES or key in NO or key in SKIP:
                 self.say("目前没有正在填写的反映。" + HELP)
+            elif cls.get("scope"):  # a topic the city does not take in: say which and where to go
+                self.say(OUT_OF_SCOPE_BECAUSE.format(reason=cls["scope_reason"]))
             else:
                 self.say(OUT_OF_SCOPE)
             return False

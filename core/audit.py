@@ -33,6 +33,8 @@ ACTIONS = {
     "routing.delete": "删除派遣规则",
     "calendar.set": "设置日历",
     "calendar.delete": "取消日历设置",
+    "apikey.add": "新增接口密钥",
+    "apikey.revoke": "吊销接口密钥",
 }
 SECRET = re.compile(r"password|hash|token|secret|csrf", re.IGNORECASE)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

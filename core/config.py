@@ -54,6 +54,7 @@ class Settings:
     classifier_auto: float = 0.0  # 0: the thresholds stored in the model file
     classifier_review: float = 0.0
     classifier_margin: float = 0.0
+    scope_file: str = ""  # a city's scope.toml: topics it takes in or words differently (core/data/scope.toml)
     wechat_token: str = ""
     wechat_appid: str = ""
     wechat_secret: str = ""

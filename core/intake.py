@@ -266,12 +266,7 @@ class Intake:
         if self.services.classifier is None or not text:
             return "skipped", "无文字或未配置分类器"
         result = self.services.classifier.classify(text)
-        report.classification = {
-            "code": result.code,
-            "decision": result.decision,
-            "severity": result.severity,
-            "top": [{"code": g.code, "name": g.name, "p": round(g.p, 4)} for g in result.top],
-        }
+        report.classification = result.as_dict()
         return "ok", ""
 
     def _step_locate(self, report: ReportState) -> tuple[str, str]:

@@ -275,6 +275,20 @@ class ApiToken(SQLModel, table=True):
     revoked: bool = False
 
 
+class ApiKey(SQLModel, table=True):
+    """An Open311 client application's key (``core.apikeys``), kept only as its SHA-256 like the staff tokens, with
+    the client's rate limit. Revoked, never deleted: the name stays with the reports the key sent."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=60, unique=True)
+    key_sha256: str = Field(max_length=64, unique=True)
+    rate_per_minute: int = 60
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
 class ConsoleSession(SQLModel, table=True):
     """A console login: the cookie's key is kept only as SHA-256, with the CSRF token its forms must carry and the
     time it was last used, so an idle session ends on the server and not only in the browser."""

@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from nlp.normalise import normalise
 
@@ -246,18 +246,63 @@ class Guess:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """One reason a message is not a 城管 matter (社保, 物业管理, 企业污染 …), as a city configures it: ``out`` False
+    means the city takes such messages in, as ``code`` when it names one."""
+
+    key: str
+    name: str
+    reason: str  # what the citizen and the 受理员 read
+    out: bool = True
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The city's scope: the topics a trained model may recognise, each out (pointed to 12345) or taken in."""
+
+    topics: dict[str, Topic]
+    unclear: str = "没有看出需要城管处理的具体问题"  # the reason when no topic stands out
+
+    def reason(self, key: str | None) -> str:
+        topic = self.topics.get(key or "")
+        return topic.reason if topic else self.unclear
+
+
+@dataclass(frozen=True)
 class Classification:
     """The answer for one text: up to three guesses (p descending, each in [0, 1], together at most 1), what to do
-    with it, and how urgent it sounds. ``code``, ``major`` and ``component_code`` are None when out of scope."""
+    with it, and how urgent it sounds. ``code``, ``major`` and ``component_code`` are None when out of scope; then
+    ``scope`` names the topic (when one stands out) and ``scope_reason`` says why in words. ``secondary`` is a second
+    problem a long letter raises beside the main one."""
 
     text: str
     top: tuple[Guess, ...]
     decision: Decision
     severity: Severity
+    scope: str | None = None
+    scope_reason: str | None = None
+    secondary: Guess | None = None
 
     @property
     def code(self) -> str | None:
         return self.top[0].code if self.top and self.decision != "out_of_scope" else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape reports store and every face serves (intake, API, console, CLI): the scope fields only when
+        out of scope, the second problem only when there is one."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "decision": self.decision,
+            "severity": self.severity,
+            "top": [{"code": g.code, "name": g.name, "p": round(g.p, 4)} for g in self.top],
+        }
+        if self.decision == "out_of_scope":
+            out |= {"scope": self.scope, "scope_reason": self.scope_reason}
+        if self.secondary is not None:
+            s = self.secondary
+            out["secondary"] = {"code": s.code, "name": s.name, "p": round(s.p, 4)}
+        return out
 
     @property
     def major(self) -> str | None:
@@ -302,7 +347,9 @@ class Thresholds:
         """The answer from label probabilities (any order; labels with p = 0 may be left out)."""
         best = sorted(((label, p) for label, p in scored if p > 0.0), key=lambda lp: (-lp[1], lp[0].code))[:n]
         top = tuple(Guess.of(label, min(1.0, p)) for label, p in best)
-        return Classification(text, top, self.decide(top), severity_of(normalise(text)))
+        decision = self.decide(top)
+        reason = Scope({}).unclear if decision == "out_of_scope" else None
+        return Classification(text, top, decision, severity_of(normalise(text)), scope_reason=reason)
 
 
 def _stems(name: str) -> set[str]:

@@ -18,6 +18,7 @@ Common 事项 get more examples than rare ones (each table's ``volume``), about 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -33,16 +34,24 @@ from typing import Literal
 
 from pypinyin import lazy_pinyin
 
-Style = Literal["typed", "hotline"]
+from nlp.letters import FRAME
+
+Style = Literal["typed", "hotline", "letter", "real"]
 
 DEFAULT_PHRASINGS = Path(__file__).resolve().parent / "corpus" / "phrasings.toml"
+LETTERS_NAME = "letters.toml"  # beside the phrasings file: the frame of long letters and formal material per 事项
+FRAME_PARTS = ("salutations", "introductions", "histories", "impacts", "requests", "closings", "asides")
 DEFAULT_VOLUME = 40  # examples for a 事项 whose table names no volume: rare codes still need a few dozen
 OUT_OF_SCOPE_SHARE = 0.15
 HOTLINE_SHARE = 0.4
+LETTERS_PER_MATTER = 24  # letters for a 事项 with formal material in letters.toml
+LETTERS_PER_TOPIC = 40  # letters for an out-of-scope topic with formal material: most board letters are out of scope
 
 _CODE_RE = re.compile(r"^\d{5}$")
 _OBJECT_SLOTS = frozenset({"obj", "problem"})
-_MATTER_KEYS = frozenset({"name", "volume", "objects", "problems", "sentences", "templates", "generic"})
+_MATTER_KEYS = frozenset(
+    {"name", "volume", "objects", "problems", "sentences", "templates", "generic", "topic", "formal", "subjects"}
+)
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _CLAUSE_SPLIT = re.compile(r"[\s,，。！!？?；;：:、…~～“”\"'‘’()（）【】\[\]<>《》/—-]+")
 
@@ -55,18 +64,27 @@ FILLERS = ("那个", "就是", "嗯", "然后", "我跟你说", "呃", "这个",
 OPENINGS = ("喂", "喂你好", "你好", "喂喂", "哎你好", "喂是12319吗", "是城管吗", "你好你好")
 REPORT_OPENINGS = ("你好我想反映个事", "我要反映个问题", "你好我要投诉", "我打电话是想说一下", "喂我反映个情况")
 REPORT_CLOSINGS = (
-    "你们赶紧来看看吧", "就这个事", "麻烦你们了", "好谢谢", "你们管一下", "就这样", "你们记一下", "尽快啊",
+    "你们赶紧来看看吧",
+    "就这个事",
+    "麻烦你们了",
+    "好谢谢",
+    "你们管一下",
+    "就这样",
+    "你们记一下",
+    "尽快啊",
 )
 _DIGITS = "零一二三四五六七八九"
 
 
 @dataclass(frozen=True)
 class Example:
-    """One training example: what a citizen wrote or said, its 事项 code (None: out of scope) and its style."""
+    """One training example: what a citizen wrote or said, its 事项 code (None: out of scope), its style and, out of
+    scope, its topic (``FRAME`` for a letter's frame sentence alone)."""
 
     text: str
     code: str | None
     style: Style
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,9 @@ class Group:
     templates: tuple[str, ...]
     generic: str | None  # which [templates] list also applies (None: only the group's own templates)
     slots: Mapping[str, tuple[str, ...]]  # slot lists of this group only
+    topic: str | None = None  # the scope topic of an out-of-scope group
+    formal: tuple[str, ...] = ()  # letter-body sentences (phrasings or letters.toml)
+    subjects: tuple[str, ...] = ()  # letter titles
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class Phrasings:
     templates: Mapping[str, tuple[str, ...]]
     matters: Mapping[str, Group]
     out_of_scope: Mapping[str, Group]
+    frame: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # letters.toml [frame]
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -118,6 +140,9 @@ def _group(key: str, code: str | None, table: Mapping[str, object], default_gene
     if generic is not None and not isinstance(generic, str):
         raise ValueError(f"{where} generic: expected the name of a [templates] list")
     local = {k: v for k, v in lists.items() if k not in _MATTER_KEYS}
+    topic = table.get("topic", None if code else key)
+    if not code and not isinstance(topic, str):
+        raise ValueError(f"{where} topic: expected the key of a scope topic")
     return Group(
         key=key,
         code=code,
@@ -129,6 +154,9 @@ def _group(key: str, code: str | None, table: Mapping[str, object], default_gene
         templates=lists.get("templates", ()),
         generic=generic if lists.get("objects") and lists.get("problems") else None,
         slots=local,
+        topic=None if code else str(topic),
+        formal=lists.get("formal", ()),
+        subjects=lists.get("subjects", ()),
     )
 
 
@@ -143,7 +171,21 @@ def load_phrasings(path: str | Path = DEFAULT_PHRASINGS) -> Phrasings:
             raise ValueError(f"[matter.{code}]: a 事项 code has 5 digits")
         matters[code] = _group(code, code, table, "generic")
     out_of_scope = {k: _group(k, None, t, None) for k, t in sorted(doc.get("out_of_scope", {}).items())}
-    phrasings = Phrasings(slots, templates, matters, out_of_scope)
+    frame: dict[str, tuple[str, ...]] = {}
+    letters_path = Path(path).with_name(LETTERS_NAME)
+    if letters_path.is_file():  # a phrasings file of its own (tests, a city's) may come without letters
+        letters = tomllib.loads(letters_path.read_text(encoding="utf-8"))
+        frame = {k: _strings(v, f"{LETTERS_NAME} [frame] {k}") for k, v in letters.get("frame", {}).items()}
+        for code, table in sorted(letters.get("matter", {}).items()):
+            if code not in matters:
+                raise ValueError(f"{LETTERS_NAME} [matter.{code}]: no such 事项 in the phrasings file")
+            extra = {k: _strings(table.get(k, []), f"{LETTERS_NAME} [matter.{code}] {k}") if table.get(k) else ()
+                     for k in ("formal", "subjects")}  # fmt: skip
+            old = matters[code]
+            matters[code] = dataclasses.replace(
+                old, formal=old.formal + extra["formal"], subjects=old.subjects + extra["subjects"]
+            )
+    phrasings = Phrasings(slots, templates, matters, out_of_scope, frame)
     for group in (*matters.values(), *out_of_scope.values()):
         _check(phrasings, group)
     return phrasings
@@ -372,10 +414,12 @@ def _group_examples(phrasings: Phrasings, group: Group, target: int, seed: int) 
     def add(text: str, style: Style) -> None:
         text = text.strip()
         if text and text not in seen:
-            seen[text] = Example(text, group.code, style)
+            seen[text] = Example(text, group.code, style, group.topic)
 
-    hand = list(group.sentences)
-    for sentence in hand if target >= len(hand) else rng.sample(hand, target):
+    hand = list(group.sentences) + list(group.formal)
+    # short sentences as written, formal ones only as drawn; a small target keeps room for its hotline share
+    first, seeds = list(group.sentences), round(target * (1 - HOTLINE_SHARE))
+    for sentence in first if seeds >= len(first) else rng.sample(first, seeds):
         add(sentence, "typed")
     attempts = 0
     while len(seen) < target and attempts < 30 * target:
@@ -389,33 +433,134 @@ def _group_examples(phrasings: Phrasings, group: Group, target: int, seed: int) 
     return list(seen.values())
 
 
+# ---------------------------------------------------------------------------------------------------------- letters
+
+
+def board_text(title: str, body: str) -> str:
+    """A message-board letter as Gridline reads it: the title on its own first line, then the body (the boards'
+    ``_x000D_`` and runs of whitespace taken out)."""
+    clean = [re.sub(r"\s+", "", part.replace("_x000D_", "")) for part in (title, body)]
+    return "\n".join(part for part in clean if part)
+
+
+def _sentence(text: str) -> str:
+    return text if _ends_in_punctuation(text) else text + "。"
+
+
+def _complaint(phrasings: Phrasings, group: Group, rng: random.Random) -> str:
+    """One sentence of the group's problem: formal material first, else a hand sentence or a filled template."""
+    if group.formal and rng.random() < 0.8:
+        return _sentence(rng.choice(group.formal))
+    templates = _templates(phrasings, group)
+    if templates and (not group.sentences or rng.random() < 0.4):
+        return _sentence(_fill(rng.choice(templates), phrasings, group, rng))
+    return _sentence(rng.choice(group.sentences or group.formal))
+
+
+def _frame(phrasings: Phrasings, part: str, share: float, rng: random.Random) -> list[str]:
+    options = phrasings.frame.get(part)
+    if not options or rng.random() >= share:
+        return []
+    places = phrasings.frame.get("places") or phrasings.slots["place"]
+    return [rng.choice(options).replace("{place}", rng.choice(places))]
+
+
+def letter(phrasings: Phrasings, group: Group, rng: random.Random, other: Group | None = None) -> str:
+    """A letter to the centre as people write them on a 网络问政 board: often a title, a greeting, who is writing,
+    the complaint in one to three sentences with its history, maybe a second, minor problem (``other``), what it
+    does to people, a request and a closing, with a remark about something else now and then."""
+    complaints = [_complaint(phrasings, group, rng) for _ in range(rng.choice((1, 1, 2, 2, 3)))]
+    parts = [
+        *_frame(phrasings, "salutations", 0.5, rng),
+        *_frame(phrasings, "introductions", 0.5, rng),
+        *_frame(phrasings, "asides", 0.25, rng),
+        complaints[0],
+        *_frame(phrasings, "histories", 0.6, rng),
+        *complaints[1:],
+        *([_complaint(phrasings, other, rng)] if other is not None else []),
+        *_frame(phrasings, "impacts", 0.5, rng),
+        *_frame(phrasings, "asides", 0.15, rng),
+        *_frame(phrasings, "requests", 0.8, rng),
+        *_frame(phrasings, "closings", 0.5, rng),
+    ]
+    body = "".join(parts)
+    if rng.random() >= 0.8:
+        return body
+    if group.subjects and phrasings.frame.get("titles"):
+        title = rng.choice(phrasings.frame["titles"]).replace("{subject}", rng.choice(group.subjects))
+    else:  # the complaint's first clause, as people title a letter when nothing better comes to mind
+        title = next((c for c in _CLAUSE_SPLIT.split(complaints[0]) if len(c) >= 4), complaints[0])[:24]
+    return board_text(title, body)
+
+
+def _letters(phrasings: Phrasings, group: Group, target: int, seed: int) -> list[Example]:
+    rng = random.Random(f"{seed}:letter:{group.code or 'oos:' + group.key}")
+    matters = sorted(phrasings.matters)
+    texts: dict[str, None] = {}
+    for _ in range(3 * target):
+        if len(texts) >= target:
+            break
+        other = None
+        if rng.random() < (0.2 if group.code else 0.1):
+            code = rng.choice(matters)
+            other = phrasings.matters[code] if code != group.code else None
+        texts[letter(phrasings, group, rng, other)] = None
+    return [Example(text, group.code, "letter", group.topic) for text in texts]
+
+
+def _letter_volume(group: Group, per_code: int | None) -> int:
+    """Letters per group: many where letters are common and there is letter material, a few elsewhere so that
+    no problem is only ever seen in short messages."""
+    if per_code is not None:
+        return max(1, per_code // 6)
+    if group.code is None:
+        return LETTERS_PER_TOPIC if group.formal else 6
+    return LETTERS_PER_MATTER if group.formal else 4
+
+
+def _frame_examples(phrasings: Phrasings) -> list[Example]:
+    """Each frame sentence alone, as the class of sentences that raise no problem at all."""
+    return [
+        Example(sentence, None, "typed", FRAME)
+        for part in FRAME_PARTS
+        for sentence in phrasings.frame.get(part, ())
+        if "{" not in sentence
+    ]
+
+
 def generate(phrasings: Phrasings, *, seed: int = 0, per_code: int | None = None) -> list[Example]:
-    """The corpus: per 事项 code its volume (or ``per_code``) of examples, then ≈15 % out of scope.
+    """The corpus: per 事项 code its volume (or ``per_code``) of examples, then ≈15 % out of scope, then letters
+    for every group and the frame sentences alone.
 
     Deterministic for a seed: every group draws from its own ``random.Random`` seeded with the seed and its key, and
-    groups are visited in sorted order. A text that came out under two different codes is dropped everywhere, since
+    groups are visited in sorted order. A text that came out under two different labels is dropped everywhere, since
     it cannot teach the classifier either answer.
     """
     volumes = _volumes(phrasings, per_code)
     examples: list[Example] = []
-    for code, group in sorted(phrasings.matters.items()):
-        examples.extend(_group_examples(phrasings, group, volumes[code], seed))
-    for key, group in sorted(phrasings.out_of_scope.items()):
-        examples.extend(_group_examples(phrasings, group, volumes[f"oos:{key}"], seed))
+    groups = [(code, g) for code, g in sorted(phrasings.matters.items())]
+    groups += [(f"oos:{key}", g) for key, g in sorted(phrasings.out_of_scope.items())]
+    for key, group in groups:
+        examples.extend(_group_examples(phrasings, group, volumes[key], seed))
+    if phrasings.frame:
+        for _, group in groups:
+            examples.extend(_letters(phrasings, group, _letter_volume(group, per_code), seed))
+        examples.extend(_frame_examples(phrasings))
     labels: dict[str, set[str | None]] = {}
     for example in examples:
-        labels.setdefault(example.text, set()).add(example.code)
+        labels.setdefault(example.text, set()).add(example.code or f"oos:{example.topic}")
     return [e for e in examples if len(labels[e.text]) == 1]
 
 
 def write_jsonl(examples: Iterable[Example], path: str | Path) -> int:
-    """Write one JSON object {"text", "code", "style"} per line (UTF-8); returns the number of lines."""
+    """Write one JSON object {"text", "code", "style", "topic"} per line (UTF-8); returns the number of lines."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for e in examples:
-            out.write(json.dumps({"text": e.text, "code": e.code, "style": e.style}, ensure_ascii=False) + "\n")
+            row = {"text": e.text, "code": e.code, "style": e.style, "topic": e.topic}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
 
@@ -435,9 +580,13 @@ def counts(examples: Sequence[Example]) -> dict[str, int]:
     return result
 
 
-def corpus_digest(phrasings: str | Path = DEFAULT_PHRASINGS) -> str:
-    """What a model was trained from (sha256 of the phrasings file and of this generator): the model card and a
-    test compare it with the checkout, so a stale model is noticed."""
-    digest = hashlib.sha256(Path(phrasings).read_bytes())
-    digest.update(Path(__file__).read_bytes())
+def corpus_digest(phrasings: str | Path = DEFAULT_PHRASINGS, *extra: Path) -> str:
+    """What a model was trained from (sha256 of the phrasings file, its letters, this generator and any ``extra``
+    files such as the real messages' labels): the model card and a test compare it with the checkout, so a stale
+    model is noticed."""
+    phrasings = Path(phrasings)
+    digest = hashlib.sha256(phrasings.read_bytes())
+    for path in (phrasings.with_name(LETTERS_NAME), Path(__file__), *extra):
+        if path.is_file():
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

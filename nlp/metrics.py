@@ -5,6 +5,7 @@ a miss for every in-scope measure, because the citizen is then sent elsewhere.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter, defaultdict
@@ -57,13 +58,20 @@ def read_jsonl(path: Path) -> list[Labelled]:
 
 @dataclass
 class Scores:
+    """In-scope accuracy of one group of rows, and what a 受理员 feels of it: the share of all rows the classifier
+    decided ``auto`` and how many of those were right (an out-of-scope row decided auto is wrong)."""
+
     n: int = 0
     top1: float = 0.0
     top3: float = 0.0
     major: float = 0.0
+    rows: int = 0
+    auto_share: float = 0.0
+    auto_precision: float = 0.0
+    oos_f1: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "top1": round(self.top1, 4), "top3": round(self.top3, 4), "major": round(self.major, 4)}
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Evaluation:
     channels: dict[str, Scores] = field(default_factory=dict)
     confused: list[tuple[str, str, int]] = field(default_factory=list)  # (true, predicted, count), by count
     ms_per_text: float = 0.0
+    ece: float = 0.0  # expected calibration error of the first guess's p, 15 bins
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,20 +95,48 @@ class Evaluation:
                 "recall": round(self.oos_recall, 4),
                 "f1": round(self.oos_f1, 4),
             },
+            "ece": round(self.ece, 4),
             "channels": {name: s.as_dict() for name, s in sorted(self.channels.items())},
             "confused": [{"code": t, "predicted": p, "count": c} for t, p, c in self.confused],
             "ms_per_text": round(self.ms_per_text, 3),
         }
 
 
+def _oos(pairs: Sequence[tuple[Labelled, Classification]]) -> tuple[float, float, float]:
+    """Precision, recall and F1 of "out of scope"."""
+    tp = sum(row.code is None and c.code is None for row, c in pairs)
+    precision = tp / max(1, sum(c.code is None for _, c in pairs))
+    recall = tp / max(1, sum(row.code is None for row, _ in pairs))
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def _scores(pairs: Sequence[tuple[Labelled, Classification]]) -> Scores:
+    auto = [(row, c) for row, c in pairs if c.decision == "auto"]
+    feel = {
+        "rows": len(pairs),
+        "auto_share": len(auto) / max(1, len(pairs)),
+        "auto_precision": sum(c.code == row.code for row, c in auto) / max(1, len(auto)),
+        "oos_f1": _oos(pairs)[2],
+    }
     inscope = [(row, c) for row, c in pairs if row.code is not None]
     if not inscope:
-        return Scores(len(pairs))
+        return Scores(0, **feel)
     hits = [(c.code == row.code, row.code in {g.code for g in c.top} and c.code is not None,
              (c.code or "")[:2] == row.code[:2]) for row, c in inscope]  # fmt: skip
     n = len(inscope)
-    return Scores(n, sum(h[0] for h in hits) / n, sum(h[1] for h in hits) / n, sum(h[2] for h in hits) / n)
+    return Scores(n, sum(h[0] for h in hits) / n, sum(h[1] for h in hits) / n, sum(h[2] for h in hits) / n, **feel)
+
+
+def calibration_error(pairs: Sequence[tuple[Labelled, Classification]], bins: int = 15) -> float:
+    """ECE (Guo et al., 2017) of the first guess: in each band of p, how far the share of rows whose code is that
+    guess lies from the mean p, weighted by the band's rows. An out-of-scope row is never its guess's code."""
+    banded: dict[int, list[tuple[float, bool]]] = defaultdict(list)
+    for row, c in pairs:
+        if c.top:
+            p = c.top[0].p
+            banded[min(bins - 1, int(p * bins))].append((p, c.top[0].code == row.code))
+    total = sum(len(v) for v in banded.values())
+    return sum(abs(sum(ok for _, ok in v) - sum(p for p, _ in v)) for v in banded.values()) / max(1, total)
 
 
 def evaluate(classifier: Classifier, rows: Sequence[Labelled], confused: int = 10) -> Evaluation:
@@ -113,10 +150,7 @@ def evaluate(classifier: Classifier, rows: Sequence[Labelled], confused: int = 1
     predicted = [c.code or OOS for c in results]
     codes = sorted({t for t in truth if t != OOS})
     macro = float(f1_score(truth, predicted, labels=codes, average="macro", zero_division=0)) if codes else 0.0
-    tp = sum(t == OOS and p == OOS for t, p in zip(truth, predicted, strict=True))
-    precision = tp / max(1, predicted.count(OOS))
-    recall = tp / max(1, truth.count(OOS))
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = _oos(pairs)
     by_channel: dict[str, list[tuple[Labelled, Classification]]] = defaultdict(list)
     for row, c in pairs:
         by_channel[row.channel or "-"].append((row, c))
@@ -130,4 +164,5 @@ def evaluate(classifier: Classifier, rows: Sequence[Labelled], confused: int = 1
         channels={name: _scores(group) for name, group in by_channel.items()},
         confused=[(t, p, n) for (t, p), n in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))[:confused]],
         ms_per_text=ms,
+        ece=calibration_error(pairs),
     )

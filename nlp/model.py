@@ -13,10 +13,12 @@ pruned to the ones that matter and kept sparse, which keeps the file small and l
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
 import random
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -28,12 +30,18 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from nlp.classify import Classification, Guess, Label, Thresholds, severity_of
+from nlp import letters
+from nlp.classify import Classification, Guess, Label, Scope, Thresholds, severity_of
+from nlp.letters import FRAME
 from nlp.normalise import normalise
 
-FORMAT = "gridline-classifier/1"
+FORMAT = "gridline-classifier/2"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "classifier.npz"
-OUT_OF_SCOPE = "__out_of_scope__"
+OTHER = "other"  # the out-of-scope class of examples that name no topic
+FAMILIES = ("svm", "logreg", "ensemble", "two_stage")
+DEFAULT_FAMILY = "svm"  # the best on the held-out sets (python -m bench classify compares them all)
+LOGREG_C, LOGREG_ITER = 20.0, 15  # few passes of saga: measured, more change no decision and cost minutes
+SECONDARY_MIN = 0.6  # a sentence this sure of another 事项 makes it a letter's second problem
 # Words citizens use that jieba's general dictionary splits apart; with the taxonomy's names and keywords they form
 # the domain dictionary.
 CITIZEN_WORDS = (
@@ -93,15 +101,35 @@ class Features:
     vocabulary: dict[str, int]
     idf: np.ndarray
 
-    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, values) of the text's TF-IDF vector: sublinear tf × idf, unit length (sklearn's
+    def counts(self, text: str) -> Counter[int]:
+        """How often each kept term occurs in the (normal form) text, by column."""
+        return Counter(i for i in map(self.vocabulary.get, self.analyzer(text)) if i is not None)
+
+    def tfidf(self, counts: Counter[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, values) of the TF-IDF vector of these counts: sublinear tf × idf, unit length (sklearn's
         ``TfidfVectorizer(sublinear_tf=True)``, which training uses; a test holds the two equal)."""
-        counts = Counter(i for i in map(self.vocabulary.get, self.analyzer(text)) if i is not None)
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf[columns]
         return columns, values / np.linalg.norm(values)
+
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.tfidf(self.counts(text))
+
+
+Vector = tuple[np.ndarray, np.ndarray]  # (columns over word then char features, TF-IDF values)
+Counts = tuple[Counter[int], Counter[int]]  # a text's word and char term counts
+
+
+def _first_characters(sentences: Sequence[str], most: int) -> list[str]:
+    """The first sentences up to ``most`` characters, and the last one."""
+    chosen: list[str] = []
+    for sentence in sentences[:-1]:
+        if sum(map(len, chosen)) + len(sentence) > most:
+            break
+        chosen.append(sentence)
+    return chosen + list(sentences[-1:])
 
 
 def _weighted_rows(matrix: sparse.csr_matrix, rows: np.ndarray, weights: np.ndarray, width: int) -> np.ndarray:
@@ -118,60 +146,172 @@ def _weighted_rows(matrix: sparse.csr_matrix, rows: np.ndarray, weights: np.ndar
 
 
 @dataclass
+class Head:
+    """One linear model over the features: its rows are the classes (or, for a ``majors`` head, the 大类 plus "out
+    of scope") and its margins become probabilities by a softmax at its own fitted temperature."""
+
+    weights: sparse.csr_matrix  # rows × (word features, then char features)
+    bias: np.ndarray
+    temperature: float
+    majors: tuple[str, ...] = ()  # a 大类 head's rows; empty for a head over the classes
+
+    @cached_property
+    def columns(self) -> tuple[sparse.csr_matrix, int]:
+        """The weights as features × rows: a message's few features pick their rows directly, with no transpose
+        per call (that was 10 ms of a 12 ms classification)."""
+        return self.weights.T.tocsr(), self.weights.shape[0]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a long text is read: above ``letter_min`` characters, the whole text, its title and its sentences (each
+    weighted by how much it says about a problem rather than being the letter's frame) are scored and mixed."""
+
+    letter_min: int = 120
+    most: int = 700  # characters of sentences read: the first ones and the last
+    whole: float = 0.45
+    title: float = 0.25
+    sentences: float = 0.3
+
+
+@dataclass
 class TrainedClassifier:
-    labels: tuple[Label, ...]  # in-scope labels; the model's classes are these, then OUT_OF_SCOPE
+    labels: tuple[Label, ...]  # in-scope labels; the model's classes are these, then the out-of-scope topics
+    topics: tuple[str, ...]  # out-of-scope classes: scope topics, OTHER and FRAME
     words: tuple[str, ...]  # the domain dictionary given to jieba
     word_features: Features
     char_features: Features
-    weights: sparse.csr_matrix  # classes × (word features, then char features)
-    bias: np.ndarray
-    temperature: float
+    heads: tuple[Head, ...]  # one or two over the classes (their probabilities averaged), or classes + 大类
     thresholds: Thresholds
     meta: dict[str, Any]
+    reading: Reading | None = None  # None: every text is read whole
+    scope: Scope | None = None  # the city's scope; None: every topic is out of scope, as trained
 
     # --- use ------------------------------------------------------------------------------------------------
-    @cached_property
-    def _columns(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        """The weights as features × classes, split at the word/char boundary: a message's few features pick their
-        rows directly, with no transpose or stacking per call (that was 10 ms of a 12 ms classification)."""
-        wt = self.weights.T.tocsr()
-        split = len(self.word_features.vocabulary)
-        return wt[:split], wt[split:]
+    @property
+    def family(self) -> str:
+        return str(self.meta.get("family", "svm"))
 
-    def margins(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.tile(self.bias.astype(np.float64), (len(texts), 1))
-        classes = out.shape[1]
-        for row, text in enumerate(texts):
-            norm = normalise(text)
-            for features, columns in zip((self.word_features, self.char_features), self._columns, strict=True):
-                idx, values = features.vector(norm)
-                if len(idx):
-                    out[row] += _weighted_rows(columns, idx, values, classes)
+    def _counts(self, norm: str) -> Counts:
+        return self.word_features.counts(norm), self.char_features.counts(norm)
+
+    def _vector(self, counts: Counts) -> Vector:
+        (wi, wv), (ci, cv) = self.word_features.tfidf(counts[0]), self.char_features.tfidf(counts[1])
+        return np.concatenate([wi, ci + len(self.word_features.vocabulary)]), np.concatenate([wv, cv])
+
+    def _margins(self, head: Head, vectors: Sequence[Vector]) -> np.ndarray:
+        columns, rows = head.columns
+        out = np.tile(head.bias.astype(np.float64), (len(vectors), 1))
+        for row, (idx, values) in enumerate(vectors):
+            if len(idx):
+                out[row] += _weighted_rows(columns, idx, values, rows)
         return out
 
+    @cached_property
+    def _major_of_class(self) -> np.ndarray:
+        """For a two-stage model: each class's row in the 大类 head."""
+        majors = self.heads[-1].majors
+        return np.array([majors.index(lb.major) for lb in self.labels] + [len(majors) - 1] * len(self.topics))
+
+    def _probabilities(self, vectors: Sequence[Vector]) -> np.ndarray:
+        if not self.heads[-1].majors:
+            return np.mean([_softmax(self._margins(h, vectors), h.temperature) for h in self.heads], axis=0)
+        classes, majors = self.heads
+        p_major = _softmax(self._margins(majors, vectors), majors.temperature)
+        z = self._margins(classes, vectors) / classes.temperature
+        group = self._major_of_class
+        out = np.zeros_like(z)
+        for g in range(p_major.shape[1]):  # P(class) = P(大类) × P(class | 大类), the softmax within each 大类
+            cols = group == g
+            e = np.exp(z[:, cols] - z[:, cols].max(axis=1, keepdims=True))
+            out[:, cols] = p_major[:, [g]] * e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def read(self, text: str) -> tuple[np.ndarray, tuple[int, float] | None]:
+        """The text's class probabilities and, for a letter, a second problem it raises (class, p) if any.
+
+        A letter's parts are tokenised once: the whole is the sum of its parts' counts (salutation and closing
+        left out), and at most ``Reading.most`` characters of sentences are read, from the start and the last
+        sentence (where the request is), so that a 2,000-character letter costs what one of about 1,000 does."""
+        r = self.reading
+        if r is None or len(text) <= r.letter_min:
+            return self._probabilities([self._vector(self._counts(normalise(text)))])[0], None
+        letter = letters.parts(text)
+        chosen = _first_characters(letter.sentences, r.most) or [normalise(text)]
+        title = [letter.title] if letter.title else []
+        counts = [self._counts(part) for part in (*title, *chosen)]
+        whole: Counts = (Counter(), Counter())
+        for words, grams in counts:
+            whole[0].update(words)
+            whole[1].update(grams)
+        p = self._probabilities([self._vector(c) for c in (whole, *counts)])
+        p_whole, p_title, p_sentences = p[0], p[1 : 1 + len(title)], p[1 + len(title) :]
+        frame = len(self.labels) + self.topics.index(FRAME) if FRAME in self.topics else None
+        weight = 1.0 + 1e-6 - (p_sentences[:, frame] if frame is not None else np.zeros(len(p_sentences)))
+        said = (weight[:, None] * p_sentences).sum(axis=0) / weight.sum()
+        if frame is not None:
+            said[frame] = 0.0
+            said /= said.sum()
+        parts = [(r.whole, p_whole), (r.title, p_title[0] if title else None), (r.sentences, said)]
+        mixed = sum(w * q for w, q in parts if q is not None) / sum(w for w, q in parts if q is not None)
+        return mixed, self._secondary(mixed, p_sentences)
+
+    def _secondary(self, mixed: np.ndarray, p_sentences: np.ndarray) -> tuple[int, float] | None:
+        """The best-supported other 事项 that some sentence is clearly about (p ≥ 0.6 there)."""
+        n = len(self.labels)
+        first = int(np.argmax(mixed))
+        best = p_sentences[:, :n].max(axis=0)
+        if first < n:
+            best[first] = 0.0
+        second = int(np.argmax(best))
+        return (second, float(best[second])) if best[second] >= SECONDARY_MIN else None
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Rows of class probabilities (the labels in order, then out of scope)."""
-        return _softmax(self.margins(texts), self.temperature)
+        """Rows of class probabilities (the labels in order, then the out-of-scope topics), as trained."""
+        return np.array([self.read(t)[0] for t in texts])
 
     def classify(self, text: str) -> Classification:
-        return self.answer(text, self.probabilities([text])[0])
+        return self.answer(text, *self.read(text))
 
     def classify_many(self, texts: Sequence[str]) -> list[Classification]:
-        return [self.answer(t, p) for t, p in zip(texts, self.probabilities(texts), strict=True)]
+        return [self.classify(t) for t in texts]
 
-    def answer(self, text: str, p: np.ndarray) -> Classification:
-        """Top three 事项 with their probabilities; out of scope when "none of these" is likelier than the best
-        事项 or the best is below the review threshold."""
-        order = np.argsort(-p[:-1], kind="stable")[:3]
+    def answer(self, text: str, p: np.ndarray, secondary: tuple[int, float] | None = None) -> Classification:
+        """Top three 事项 with their probabilities; out of scope when the topics together are likelier than the best
+        事项 or the best is below the review threshold. Topics the city takes in add to their 事项 (or drop out)."""
+        n = len(self.labels)
+        p = p.copy()
+        for i, key in enumerate(self.topics, n):
+            topic = self.scope.topics.get(key) if self.scope else None
+            if topic is not None and not topic.out:
+                if topic.code in self._index:
+                    p[self._index[topic.code]] += p[i]
+                p[i] = 0.0
+        p /= p.sum()
+        order = np.argsort(-p[:n], kind="stable")[:3]
         top = tuple(Guess.of(self.labels[i], float(p[i])) for i in order)
         t = self.thresholds
-        if p[-1] >= top[0].p or top[0].p < t.review:
+        outside = float(p[n:].sum())
+        if outside >= top[0].p or top[0].p < t.review:
             decision = "out_of_scope"
         elif top[0].p >= t.auto and top[0].p - top[1].p >= t.margin:
             decision = "auto"
         else:
             decision = "review"
-        return Classification(text, top, decision, severity_of(normalise(text)))
+        scope_key = reason = None
+        if decision == "out_of_scope":
+            best = int(np.argmax(p[n:]))
+            key = self.topics[best]
+            scope_key = key if key not in (FRAME, OTHER) and p[n + best] >= 0.5 * outside else None
+            reason = (self.scope or Scope({})).reason(scope_key)
+        second = Guess.of(self.labels[secondary[0]], secondary[1]) if secondary else None
+        if second is not None and decision != "out_of_scope" and second.code == top[0].code:
+            second = None
+        return Classification(text, top, decision, severity_of(normalise(text)), scope_key, reason, second)
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {lb.code: i for i, lb in enumerate(self.labels)}
 
     # --- file -----------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -181,24 +321,29 @@ class TrainedClassifier:
         doc = {
             "format": FORMAT,
             "labels": [[lb.code, lb.name, lb.major, lb.component, list(lb.keywords)] for lb in self.labels],
+            "topics": list(self.topics),
             "words": list(self.words),
             "word_vocabulary": _terms(self.word_features.vocabulary),
             "char_vocabulary": _terms(self.char_features.vocabulary),
-            "temperature": self.temperature,
+            "heads": [{"temperature": h.temperature, "majors": list(h.majors)} for h in self.heads],
+            "reading": dataclasses.asdict(self.reading) if self.reading else None,
             "thresholds": {"auto": t.auto, "review": t.review, "margin": t.margin},
             "meta": self.meta,
         }
-        w = self.weights.tocsr()
         arrays = {
             "doc": np.frombuffer(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode(), dtype=np.uint8),
-            "w_data": w.data.astype(np.float32),
-            "w_indices": w.indices.astype(np.int32),
-            "w_indptr": w.indptr.astype(np.int32),
-            "w_shape": np.array(w.shape, dtype=np.int64),
-            "bias": self.bias.astype(np.float32),
             "word_idf": self.word_features.idf.astype(np.float32),
             "char_idf": self.char_features.idf.astype(np.float32),
         }
+        for i, head in enumerate(self.heads):
+            w = head.weights.tocsr()
+            arrays |= {
+                f"h{i}_data": w.data.astype(np.float32),
+                f"h{i}_indices": w.indices.astype(np.int32),
+                f"h{i}_indptr": w.indptr.astype(np.int32),
+                f"h{i}_shape": np.array(w.shape, dtype=np.int64),
+                f"h{i}_bias": head.bias.astype(np.float32),
+            }
         path.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
             for name, array in arrays.items():
@@ -208,7 +353,7 @@ class TrainedClassifier:
                     np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
 
     @classmethod
-    def load(cls, path: Path, thresholds: Thresholds | None = None) -> TrainedClassifier:
+    def load(cls, path: Path, thresholds: Thresholds | None = None, scope: Scope | None = None) -> TrainedClassifier:
         """Read a model file; ``ModelError`` names what is wrong with it."""
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -223,13 +368,21 @@ class TrainedClassifier:
             Features(analyzer, {term: i for i, term in enumerate(doc[f"{kind}_vocabulary"])}, arrays[f"{kind}_idf"])
             for analyzer, kind in ((Words(words), "word"), (chars, "char"))
         )
-        weights = sparse.csr_matrix(
-            (arrays["w_data"], arrays["w_indices"], arrays["w_indptr"]), shape=tuple(arrays["w_shape"])
-        )
+        heads = tuple(
+            Head(
+                sparse.csr_matrix(
+                    (arrays[f"h{i}_data"], arrays[f"h{i}_indices"], arrays[f"h{i}_indptr"]),
+                    shape=tuple(arrays[f"h{i}_shape"]),
+                ),
+                arrays[f"h{i}_bias"], h["temperature"], tuple(h["majors"]),
+            )
+            for i, h in enumerate(doc["heads"])
+        )  # fmt: skip
         labels = tuple(Label(c, n, m, comp, tuple(k)) for c, n, m, comp, k in doc["labels"])
+        reading = Reading(**doc["reading"]) if doc.get("reading") else None
         return cls(
-            labels, words, word_features, char_features, weights, arrays["bias"], doc["temperature"],
-            thresholds or Thresholds(**doc["thresholds"]), doc["meta"],
+            labels, tuple(doc["topics"]), words, word_features, char_features, heads,
+            thresholds or Thresholds(**doc["thresholds"]), doc["meta"], reading, scope,
         )  # fmt: skip
 
 
@@ -263,31 +416,66 @@ def _fit_temperature(margins: np.ndarray, y: np.ndarray) -> float:
     return math.exp(minimize_scalar(nll, bounds=(-4.0, 3.0), method="bounded").x)
 
 
+def _linear(family: str, c: float, seed: int, x: sparse.csr_matrix, y: np.ndarray, rows: int) -> Head:
+    """One linear head fitted on (x, y) with ``rows`` classes, weights pruned; temperature 1 until calibrated."""
+    from sklearn.exceptions import ConvergenceWarning  # training only: serving needs no sklearn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    if family == "logreg":
+        model = LogisticRegression(C=LOGREG_C, solver="saga", max_iter=LOGREG_ITER, tol=1e-3, random_state=seed)
+    else:
+        model = LinearSVC(C=c, random_state=seed, dual=True, max_iter=5000)
+    with warnings.catch_warnings():  # saga's few passes are chosen, not a failure to converge
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    w = np.zeros((rows, x.shape[1]), dtype=np.float32)
+    b = np.full(rows, -10.0, dtype=np.float32)  # a class never seen in training never wins
+    coef = model.coef_ if len(model.classes_) > 2 else np.vstack([-model.coef_, model.coef_])
+    w[model.classes_] = coef
+    b[model.classes_] = model.intercept_ if len(model.classes_) > 2 else [-model.intercept_[0], model.intercept_[0]]
+    w[np.abs(w) < PRUNE] = 0.0
+    return Head(sparse.csr_matrix(w), b, 1.0)
+
+
 def train(
     examples: Sequence[tuple[str, str | None]],
     labels: Sequence[Label],
     *,
+    family: str = DEFAULT_FAMILY,
+    reading: Reading | None = Reading(),
     thresholds: Thresholds | None = None,
     seed: int = 0,
     calibration_share: float = 0.1,
     c: float = 0.5,
     meta: dict[str, Any] | None = None,
 ) -> TrainedClassifier:
-    """Fit on (text, code or None) pairs, deterministically for a seed. A share of the examples is held back to
-    fit the temperature, then the model is refitted on everything with that temperature."""
+    """Fit on (text, 事项 code or scope topic) pairs (None: out of scope for no named reason), deterministically
+    for a seed. A share of the examples is held back to fit each head's temperature, then the model is refitted on
+    everything with those temperatures.
+
+    Families: ``svm`` (one linear SVM per class), ``logreg`` (multinomial logistic regression), ``ensemble`` (the
+    two, probabilities averaged), ``two_stage`` (the SVM's classes within a 大类, times a 大类 SVM)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family 应为 {'、'.join(FAMILIES)} 之一")
     labels = tuple(sorted(labels, key=lambda lb: lb.code))
     index = {lb.code: i for i, lb in enumerate(labels)}
-    unknown = sorted({code for _, code in examples if code is not None and code not in index})
+    keys = [OTHER if key is None else key for _, key in examples]
+    topics = tuple(sorted({k for k in keys if k not in index} | {OTHER}))
+    unknown = sorted(k for k in topics if k.isdigit())
     if unknown:
         raise ValueError(f"训练数据中的事项代码不在分类代码表中: {', '.join(unknown[:10])}")
-    y = np.array([index[code] if code is not None else len(labels) for _, code in examples])
+    index |= {key: len(labels) + i for i, key in enumerate(topics)}
+    y = np.array([index[k] for k in keys])
     texts = [normalise(text) for text, _ in examples]
     words = domain_words(labels)
     thresholds = thresholds or Thresholds()
+    majors = (*sorted({lb.major for lb in labels}), "")
+    major_y = np.array([majors.index(labels[i].major) if i < len(labels) else len(majors) - 1 for i in y])
+    rows = len(labels) + len(topics)
 
     def fit(ids: Sequence[int]) -> TrainedClassifier:
-        from sklearn.feature_extraction.text import TfidfVectorizer  # training only: serving needs no sklearn
-        from sklearn.svm import LinearSVC
+        from sklearn.feature_extraction.text import TfidfVectorizer
 
         chosen = [texts[i] for i in ids]
         blocks, features = [], []
@@ -296,22 +484,25 @@ def train(
             blocks.append(vec.fit_transform(chosen))
             features.append(Features(analyzer, dict(vec.vocabulary_), vec.idf_.astype(np.float32)))
         x = sparse.hstack(blocks, format="csr")
-        svm = LinearSVC(C=c, random_state=seed, dual=True, max_iter=5000).fit(x, y[ids])
-        w = np.zeros((len(labels) + 1, x.shape[1]), dtype=np.float32)
-        b = np.full(len(labels) + 1, -10.0, dtype=np.float32)  # a class never seen in training never wins
-        w[svm.classes_] = svm.coef_
-        b[svm.classes_] = svm.intercept_
-        w[np.abs(w) < PRUNE] = 0.0
-        return TrainedClassifier(labels, words, *features, sparse.csr_matrix(w), b, 1.0, thresholds, {})
+        kinds = {"svm": ("svm",), "logreg": ("logreg",), "ensemble": ("svm", "logreg"), "two_stage": ("svm",)}
+        heads = [_linear(kind, c, seed, x, y[ids], rows) for kind in kinds[family]]
+        if family == "two_stage":
+            major = _linear("svm", c, seed, x, major_y[ids], len(majors))
+            heads.append(Head(major.weights, major.bias, 1.0, majors))
+        return TrainedClassifier(labels, topics, words, *features, tuple(heads), thresholds, {}, reading)
 
     order = list(range(len(texts)))
     random.Random(seed).shuffle(order)
     cut = int(len(order) * calibration_share)
     held = sorted(order[:cut])
     model = fit(sorted(order[cut:]))
-    temperature = _fit_temperature(model.margins([texts[i] for i in held]), y[held])
+    vectors = [model._vector(model._counts(texts[i])) for i in held]
+    temperatures = [
+        _fit_temperature(model._margins(h, vectors), major_y[held] if h.majors else y[held]) for h in model.heads
+    ]
     model = fit(list(range(len(texts))))
-    model.temperature = temperature
-    model.meta = {"examples": len(texts), "out_of_scope": int((y == len(labels)).sum()),
-                  "features": int(model.weights.shape[1]), **(meta or {})}  # fmt: skip
+    for head, temperature in zip(model.heads, temperatures, strict=True):
+        head.temperature = temperature
+    model.meta = {"examples": len(texts), "out_of_scope": int((y >= len(labels)).sum()), "family": family,
+                  "features": int(model.heads[0].weights.shape[1]), **(meta or {})}  # fmt: skip
     return model

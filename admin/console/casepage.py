@@ -85,6 +85,7 @@ def case_view(runtime: Runtime, number: str, who: Actor) -> dict[str, Any]:
                 "media": r.media,
                 "decision": (r.classification or {}).get("decision"),
                 "scope_reason": (r.classification or {}).get("scope_reason"),
+                "secondary": (r.classification or {}).get("secondary"),
             }
             for r in reports
         ],

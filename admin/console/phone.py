@@ -42,22 +42,7 @@ def classification_of(classifier: Classifier | None, text: str) -> dict[str, Any
     if classifier is None or not text:
         return None
     result = classifier.classify(text)
-    top = [{"code": g.code, "name": g.name, "p": round(g.p, 4)} for g in result.top]
-    out: dict[str, Any] = {
-        "code": result.code,
-        "decision": result.decision,
-        "decision_label": DECISIONS[result.decision],
-        "severity": result.severity,
-        "top": top,
-    }
-    if result.decision == "out_of_scope":
-        thresholds = getattr(classifier, "thresholds", None)
-        if not top or top[0]["p"] < 0.01:
-            out["scope_reason"] = "没有看出是哪类城市管理问题（如占道、垃圾、井盖、路灯等）"
-        else:
-            floor = f"，低于确认阈值 {thresholds.review:.0%}" if thresholds else ""
-            out["scope_reason"] = f"最接近的事项“{top[0]['name']}”可能性仅 {top[0]['p']:.0%}{floor}"
-    return out
+    return result.as_dict() | {"decision_label": DECISIONS[result.decision]}
 
 
 def place_of(runtime: Runtime, place: str, text: str, point: dict[str, float]) -> dict[str, Any] | None:

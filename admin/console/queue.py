@@ -78,6 +78,8 @@ def queue_view(runtime: Runtime, number: str, who: Actor) -> dict[str, Any]:
             view,
             cell=cells.get(case.grid_code or ""),
             decision=DECISIONS.get(decision or "", ""),
+            scope_reason=next((r["scope_reason"] for r in view["reports"] if r["scope_reason"]), None),
+            secondary=next((r["secondary"] for r in view["reports"] if r["secondary"]), None),
             codes=_choices(view["top"], case),
             duplicates=[
                 {"case": other, "distance": distance, "received": local(other.created_at)}

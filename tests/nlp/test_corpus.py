@@ -83,36 +83,52 @@ def test_same_corpus_in_another_process(small):
 
 def test_every_code_covered_and_valid(small):
     taxonomy = _taxonomy()
-    per_code = Counter(e.code for e in small)
+    per_code = Counter(e.code for e in small if e.style != "letter")
     assert set(per_code) - {None} == set(taxonomy)
     assert all(per_code[code] == 12 for code in taxonomy)
+    letters = Counter(e.code for e in small if e.style == "letter")
+    assert all(letters[code] >= 1 for code in taxonomy)
 
 
 def test_texts_styles_and_out_of_scope(small):
     assert all(e.text and e.text == e.text.strip() for e in small)
-    assert {e.style for e in small} == {"typed", "hotline"}
-    out_of_scope = [e for e in small if e.code is None]
-    assert 0.1 < len(out_of_scope) / len(small) < 0.2
+    assert {e.style for e in small} == {"typed", "hotline", "letter"}
+    messages = [e for e in small if e.style != "letter" and e.topic != corpus.FRAME]
+    out_of_scope = [e for e in messages if e.code is None]
+    assert 0.1 < len(out_of_scope) / len(messages) < 0.2
     assert {e.style for e in out_of_scope} == {"typed", "hotline"}
+    assert all((e.code is None) == (e.topic is not None) for e in small)
+    assert any(e.topic == corpus.FRAME for e in small)  # a letter's frame sentences alone
     labels: dict[str, set[str | None]] = {}
     for e in small:
-        labels.setdefault(e.text, set()).add(e.code)
+        labels.setdefault(e.text, set()).add(e.code or e.topic)
     assert all(len(codes) == 1 for codes in labels.values())
 
 
+def test_letters_have_a_frame_a_complaint_and_often_a_title(small, phrasings):
+    letters = [e for e in small if e.style == "letter"]
+    assert sum("\n" in e.text for e in letters) > len(letters) / 2
+    frame = {s for part in corpus.FRAME_PARTS for s in phrasings.frame.get(part, ()) if "{" not in s}
+    assert sum(any(s in e.text for s in frame) for e in letters) > 0.9 * len(letters)
+    assert sum(len(e.text) for e in letters) / len(letters) > 100
+
+
 def test_hotline_has_no_punctuation(small):
-    hotline = [e.text for e in small if e.style == "hotline"]
-    assert len(hotline) > len(small) / 5
+    messages = [e for e in small if e.style in ("typed", "hotline")]  # letters are written, never phoned in
+    hotline = [e.text for e in messages if e.style == "hotline"]
+    assert len(hotline) > len(messages) / 5
     for text in hotline:
         assert all(unicodedata.category(ch)[0] in "LN" for ch in text), text
 
 
 @pytest.mark.slow
 def test_full_corpus_volumes(full):
-    counts = corpus.counts(full)
-    assert 15_000 <= counts["total"] <= 25_000
-    assert 0.13 < counts["out_of_scope"] / counts["total"] < 0.17
+    counts = corpus.counts([e for e in full if e.style != "letter" and e.topic != corpus.FRAME])
+    assert 15_000 <= counts["total"] <= 30_000
+    assert 0.13 < counts["out_of_scope"] / counts["total"] < 0.2
     assert 0.3 < counts["hotline"] / counts["total"] < 0.5
+    letters = [e for e in full if e.style == "letter"]
+    assert len(letters) >= 2_000 and sum(e.code is None for e in letters) >= 600
     per_code = Counter(e.code for e in full)
     assert all(per_code[code] >= 300 for code in COMMON)
     assert all(per_code[code] >= 40 for code in _taxonomy())
@@ -156,7 +172,7 @@ def test_write_jsonl_and_build(tmp_path, small):
     path = tmp_path / "out" / "small.jsonl"
     assert corpus.write_jsonl(small[:50], path) == 50
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert rows == [{"text": e.text, "code": e.code, "style": e.style} for e in small[:50]]
+    assert rows == [{"text": e.text, "code": e.code, "style": e.style, "topic": e.topic} for e in small[:50]]
     mini = tmp_path / "mini.toml"
     mini.write_text(
         '[slots]\nplace = ["东门"]\n[templates]\ngeneric = ["{place}{obj}{problem}"]\n'
