@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlp.corpus import board_text
+from nlp.metrics import read_jsonl
 from nlp.normalise import normalise
 
 SHARED = Path(os.environ.get("GRIDLINE_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
@@ -73,19 +74,13 @@ def letters(sources: tuple[str, ...], data: Path = DEFAULT_DATA, labels: Path = 
     return out
 
 
-def _held_out_texts() -> list[str]:
-    """The texts of ``nlp/corpus/heldout.jsonl``, normal form: some of its messages were taken from this sample."""
-    with HELDOUT_FILE.open(encoding="utf-8") as f:
-        return [normalise(json.loads(line)["text"]) for line in f if line.strip()]
-
-
 def training_examples(data: Path = DEFAULT_DATA, labels: Path = DEFAULT_LABELS) -> list[tuple[str, str | None]]:
     """The training letters as (text, 事项 code or scope topic); [] when the shared data or the labels are absent.
     Each letter also counts once without its title, since many letters reach a centre without one. A letter whose
     body is (within 90 % of) a message of heldout.jsonl stays out: the held-out set keeps it."""
     from rapidfuzz import fuzz, process
 
-    held = _held_out_texts()
+    held = [normalise(row.text) for row in read_jsonl(HELDOUT_FILE)]  # some of its messages came from this sample
     out = []
     for letter in letters(TRAINING, data, labels):
         body = normalise(letter.text.split("\n", 1)[-1])
