@@ -63,7 +63,8 @@ smoke: system-packages $(ASSETS)
 
 # The console's pages in Chromium, a full day of the case loop, written to docs/console/ (docs/console.md).
 screenshots: system-packages $(ASSETS) $(VENV)/.installed-test
-	GRIDLINE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/admin/console/test_full_day.py tests/admin/console/test_field_day.py
+	GRIDLINE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/admin/console/test_full_day.py tests/admin/console/test_field_day.py \
+	  tests/admin/console/test_wall.py tests/admin/console/test_evaluation_pages.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

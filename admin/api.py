@@ -20,7 +20,7 @@ from admin.responses import in_thread, json_error, json_response
 from admin.runtime import RUNTIME
 from bots.dialogue import operator_reply, waiting_handoffs
 from core.attachments import AttachmentError
-from core.cases import ACTIONS, Actor, CaseError, CaseLoop
+from core.cases import ACTING_ROLES, ACTIONS, OVERSEERS, Actor, CaseError, CaseLoop
 from core.db import UNSTORABLE, storable
 from core.intake import BadReport, Incoming
 from core.models import CaseEvent, CaseFile
@@ -258,6 +258,8 @@ async def act(request: web.Request) -> web.Response:
 
 async def upload(request: web.Request) -> web.Response:
     actor: Actor = request[ACTOR]
+    if actor.role not in ACTING_ROLES | REPORT_ROLES:
+        return json_error(403, "该角色不能上传附件")
     store = request.app[RUNTIME].attachments
     if request.content_length is not None and request.content_length > store.max_bytes:
         return json_error(413, f"文件过大，上限 {store.max_bytes // (1024 * 1024)} MB")
@@ -291,7 +293,7 @@ async def evaluation(request: web.Request) -> web.Response:
     from core import evaluation as ev
 
     actor: Actor = request[ACTOR]
-    if actor.role not in ("shift_lead", "admin", "dispatcher"):
+    if actor.role not in OVERSEERS:
         return json_error(403, "该角色不能查看综合评价")
     q = request.query
     kind, level = q.get("object", "dept"), q.get("level", "street")

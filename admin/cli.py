@@ -495,8 +495,13 @@ class Cli:
             rows = evaluation.evaluate(self.engine, self.args.period, self.args.object, level=self.args.level)
         except ValueError as exc:
             raise UsageError(f"evaluate: {exc}") from None
-        if self.args.csv:
-            evaluation.write_csv(rows, Path(self.args.csv))
+        try:
+            if self.args.csv:
+                evaluation.write_csv(rows, Path(self.args.csv))
+            if self.args.xlsx:  # the three objects of the period, as the console's export has them
+                evaluation.write_xlsx(evaluation.sheets(self.engine, self.args.period, self.args.level), self.args.xlsx)
+        except OSError as exc:
+            raise UsageError(f"evaluate: {exc.filename}: 无法写入: {exc.strerror}") from None
         data = [r.as_dict() for r in rows]
 
         def text() -> None:
@@ -733,6 +738,7 @@ DEMO_STAFF = (  # (name, role, department) of the demo city's console accounts
     ("demo-admin", "admin", None),
     ("demo-hw", "department", "HW"),
     ("demo-collector", "collector", None),
+    ("demo-leader", "leader", None),
 )
 
 
@@ -878,6 +884,7 @@ def build_parser() -> Parser:
     ev.add_argument("--object", required=True, choices=("dept", "region", "post"), help="部门、区域或岗位")
     ev.add_argument("--level", default="street", choices=("grid", "community", "street"), help="区域评价的层级")
     ev.add_argument("--csv", metavar="FILE", help="另存为 CSV（UTF-8，Excel 可直接打开）")
+    ev.add_argument("--xlsx", metavar="FILE", help="另存为 Excel 工作簿：部门、区域（按 --level）、岗位各一张表")
 
     wx = sub.add_parser("wechat", parents=[common], help="微信公众号")
     wx.add_subparsers(dest="action", required=True, parser_class=Parser).add_parser(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy
 import shapely
 
-BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake", "classify", "chat", "calls", "console", "notices")
+BENCHES = ("grid_lookup", "geocode", "hangzhou", "intake", "classify", "chat", "calls", "console", "notices", "wall")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

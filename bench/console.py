@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -34,7 +31,7 @@ from sqlmodel import Session
 from admin.console.casemap import CaseFilter, CaseLayer
 from admin.console.queue import ARRIVED, OLDEST, SHOWN
 from admin.runtime import Runtime
-from bench.harness import free_port, scratch_postgres, serving
+from bench.harness import demo_city, scratch_postgres, serving
 from bench.timing import percentiles
 from core import db, users
 from core.cases import ACTIONS, LOCAL, STAGE, TERMINAL, Actor, CaseLoop, Collectors
@@ -680,20 +677,7 @@ def queue_plans(engine: Engine) -> str:
 
 
 def _measure(url: str, folder: Path) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "GRIDLINE_DATABASE_URL": url,
-        "GRIDLINE_DATA_DIR": str(folder),
-        "GRIDLINE_LOG_LEVEL": "WARNING",
-        "GRIDLINE_HTTP_PORT": str(free_port()),
-    }
-    subprocess.run(
-        [str(Path(sys.executable).with_name("gridline")), "init", "--demo"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    env = demo_city(url, folder)
     runtime = Runtime(load_settings(environ=env))
     engine = runtime.engine
     who = Actor.of(users.add_user(engine, "bench-op", "operator", password=PASSWORD))

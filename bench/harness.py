@@ -39,6 +39,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def demo_city(url: str, folder: Path) -> dict[str, str]:
+    """The environment of a demo city that `gridline init --demo` made in ``folder`` and the database ``url``, with
+    a free HTTP port: for `serving`, and for a Runtime beside it that seeds the city."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "GRIDLINE_DATABASE_URL": url,
+        "GRIDLINE_DATA_DIR": str(folder),
+        "GRIDLINE_LOG_LEVEL": "WARNING",
+        "GRIDLINE_HTTP_PORT": str(free_port()),
+    }
+    gridline = str(Path(sys.executable).with_name("gridline"))
+    subprocess.run([gridline, "init", "--demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    return env
+
+
 @contextmanager
 def serving(env: Mapping[str, str], log_path: Path, *args: str) -> Iterator[str]:
     """`gridline serve` in its own process with ``env`` (which names GRIDLINE_HTTP_PORT); yields its base URL once

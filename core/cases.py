@@ -35,6 +35,7 @@ ROLES = {
     "dispatcher": "派遣员",
     "department": "专业部门",
     "admin": "管理员",
+    "leader": "领导",
     "system": "系统",
 }
 STATES = (
@@ -212,6 +213,10 @@ ACTIONS: dict[str, Action] = {
         Action("close", "结案", frozenset({"shift_lead"}), frozenset({"待结案"})),
     )
 }
+# the roles that act on cases; a 领导 (leader) looks at the wall and the evaluation and is in none of them
+ACTING_ROLES = frozenset().union(*(a.roles for a in ACTIONS.values())) - {"system"}
+# who watches the city as a whole: the 监督指挥 wall and the 综合评价 (console and API)
+OVERSEERS = frozenset({"shift_lead", "leader", "admin"})
 
 
 def now_utc() -> datetime:

@@ -22,11 +22,13 @@ Rules common to every object, so that the figures can be recomputed by hand:
 - An object gets a row only if something of it happened in the period (no row for an idle department or region;
   for 岗位, one row per user and role that acted, plus 监督员 whose reports or whose grid's 立案 fall in it).
 - Actions of the system (auto-accept, auto-dispatch: no user) count for departments and regions, for no 岗位.
+- Each row keeps the ids of the cases its figures count (``Row.cases``), so a page can list them.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import re
 from collections import defaultdict
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -45,7 +47,9 @@ from core.models import AppUser, CaseEvent, CaseFile, Department, GridCell, Regi
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 Kind = Literal["dept", "region", "post"]
+KINDS: tuple[Kind, ...] = ("dept", "region", "post")
 LEVELS = {"street": 9, "community": 12, "grid": 15}  # code prefix length of CaseFile.grid_code per level
+LEVEL_NAMES = {"street": "街道", "community": "社区", "grid": "单元网格"}
 ROLE_NAMES = {"collector": "监督员", "operator": "受理员", "shift_lead": "值班长", "dispatcher": "派遣员"}
 DISPATCH = frozenset({"dispatch", "redispatch"})
 ACCEPT = frozenset({"accept", "send_verify", "reject", "merge"})  # every way out of 待受理
@@ -107,7 +111,8 @@ class Weights:
 
 @dataclass(frozen=True)
 class Row:
-    """One evaluated object; ``role`` is the 岗位's role code for kind "post" and empty otherwise."""
+    """One evaluated object; ``role`` is the 岗位's role code for kind "post" and empty otherwise; ``cases`` are
+    the ids of the cases its figures count (not part of ``as_dict``: the answer stays one line per object)."""
 
     object_code: str
     object_name: str
@@ -115,6 +120,7 @@ class Row:
     indicators: dict[str, Value]
     score: float
     grade: str
+    cases: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -178,9 +184,10 @@ def _row(
     weights: Sequence[float],
     values: Sequence[float],
     w: Weights,
+    cases: set[int],
 ) -> Row:
     score = round1(sum(k * v for k, v in zip(weights, values, strict=True)))
-    return Row(code, name, role, ind, score, w.grade(score))
+    return Row(code, name, role, ind, score, w.grade(score), frozenset(cases))
 
 
 @dataclass
@@ -253,6 +260,7 @@ class _DeptTally:
     late: int = 0
     rework: int = 0
     extended: int = 0
+    counted: set[int] = field(default_factory=set)  # every case one of the figures counts
 
 
 def _departments(session: Session, data: _Data, w: Weights) -> list[Row]:
@@ -284,6 +292,9 @@ def _departments(session: Session, data: _Data, w: Weights) -> list[Row]:
             t.rework += 1
         elif e.action == "approve" and e.data.get("approved") == "延期":
             t.extended += 1
+        else:
+            continue
+        t.counted.add(e.case_id)
     names = {d.code: d.name for d in session.exec(select(Department)).all()}
     rows = []
     for code, t in sorted(tallies.items()):
@@ -302,7 +313,7 @@ def _departments(session: Session, data: _Data, w: Weights) -> list[Row]:
             "派遣数分值": w.dept_bands.score(owed),
         }
         values = (ind["派遣数分值"], _good(ind["处置率"]), _good(ind["按时处置率"]), _bad(ind["返工率"]))
-        rows.append(_row(code, names.get(code, code), "", ind, w.dept, values, w))
+        rows.append(_row(code, names.get(code, code), "", ind, w.dept, values, w, t.counted))
     return rows
 
 
@@ -354,7 +365,7 @@ def _regions(session: Session, data: _Data, w: Weights, size: int) -> list[Row]:
             "立案数分值": (w.region_bands_a if first_class else w.region_bands_b).score(filed),
         }
         values = (_good(ind["监督举报率"]), ind["立案数分值"], _good(ind["结案率"]), _good(ind["按期结案率"]))
-        rows.append(_row(code, names.get(code) or code, "", ind, w.region, values, w))
+        rows.append(_row(code, names.get(code) or code, "", ind, w.region, values, w, owed))
     return rows
 
 
@@ -403,6 +414,7 @@ def _posts(session: Session, data: _Data, w: Weights) -> list[Row]:
     rows = []
     for uid, role in sorted(keys, key=lambda k: (order.index(k[1]), users[k[0]].name)):
         mine = acts.get((uid, role), [])
+        counted = {e.case_id for e in mine}
 
         def done(names: frozenset[str] | set[str], evs: list[CaseEvent] = mine) -> list[CaseEvent]:
             return [e for e in evs if e.action in names]
@@ -415,6 +427,7 @@ def _posts(session: Session, data: _Data, w: Weights) -> list[Row]:
             valid = sum(r.case_id in decided for r in sent_in)
             grid = grid_filed.get(uid, [])
             missed = sum(c.public for c in grid)
+            counted |= {r.case_id for r in sent_in if r.case_id is not None} | {c.id for c in grid}
             verifies, checks = done(VERIFY), done({"check"})
             ind: dict[str, Value] = {
                 "上报数": len(sent_in),
@@ -460,7 +473,7 @@ def _posts(session: Session, data: _Data, w: Weights) -> list[Row]:
             }
             weights = w.dispatcher
             values = [ind["派遣数分值"], _good(ind["按时派遣率"]), _good(ind["准确派遣率"])]
-        rows.append(_row(str(uid), users[uid].name, role, ind, weights, values, w))
+        rows.append(_row(str(uid), users[uid].name, role, ind, weights, values, w, counted))
     return rows
 
 
@@ -468,15 +481,74 @@ def _dept(event: CaseEvent) -> str | None:
     return event.department_code or event.data.get("department")
 
 
-def write_csv(rows: Sequence[Row], path: str | Path) -> None:
-    """UTF-8 with BOM so that Excel opens the Chinese headers as they are; a 岗位 column for 岗位 rows only,
-    one column per indicator met in any row (blank where a row has no such indicator, or its rate is None)."""
+@dataclass(frozen=True)
+class Sheet:
+    """One object's evaluation as a page's table and a workbook's sheet show it."""
+
+    kind: Kind
+    title: str
+    rows: list[Row]
+
+
+def sheets(engine: Engine, period: str, level: str = "street") -> list[Sheet]:
+    """The three objects of one period: 部门, 区域 (at ``level``) and 岗位. Raises ValueError as ``evaluate`` does."""
+    if level not in LEVELS:
+        raise ValueError(f"区域层级 {level!r} 应为 grid、community 或 street")
+    return [Sheet(kind, title(kind, level), evaluate(engine, period, kind, level)) for kind in KINDS]
+
+
+def title(kind: Kind, level: str) -> str:
+    """The object's name as a heading: 部门, 区域（街道） and so on, 岗位."""
+    return {"dept": "部门", "region": f"区域（{LEVEL_NAMES[level]}）", "post": "岗位"}[kind]
+
+
+def table(rows: Sequence[Row]) -> list[list[Any]]:
+    """Header and one line per row, as every export has it: a 岗位 column for 岗位 rows only, one column per
+    indicator met in any row (None where a row has no such indicator, or its rate is None)."""
     names = list(dict.fromkeys(k for r in rows for k in r.indicators))
     posts = any(r.role for r in rows)
-    with Path(path).open("w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["对象代码", "对象名称", *(["岗位"] if posts else []), *names, "综合指标值", "等级"])
-        for r in rows:
-            role = [ROLE_NAMES.get(r.role, r.role)] if posts else []
-            values = ["" if r.indicators.get(n) is None else r.indicators[n] for n in names]
-            writer.writerow([r.object_code, r.object_name, *role, *values, r.score, r.grade])
+    lines: list[list[Any]] = [["对象代码", "对象名称", *(["岗位"] if posts else []), *names, "综合指标值", "等级"]]
+    for r in rows:
+        role = [ROLE_NAMES.get(r.role, r.role)] if posts else []
+        lines.append([r.object_code, r.object_name, *role, *(r.indicators.get(n) for n in names), r.score, r.grade])
+    return lines
+
+
+def csv_text(rows: Sequence[Row]) -> str:
+    """The table as CSV text, blank where a value is None."""
+    out = io.StringIO()
+    csv.writer(out).writerows([["" if v is None else v for v in line] for line in table(rows)])
+    return out.getvalue()
+
+
+def write_csv(rows: Sequence[Row], path: str | Path) -> None:
+    """UTF-8 with BOM so that Excel opens the Chinese headers as they are."""
+    Path(path).write_text(csv_text(rows), encoding="utf-8-sig", newline="")
+
+
+def write_xlsx(objects: Sequence[Sheet], target: str | Path | IO[bytes]) -> None:
+    """One sheet per object (named by its title), the table with numbers as numbers, a bold header row that
+    stays in view while scrolling and carries Excel's filter buttons."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    for item in objects:
+        sheet = book.create_sheet(item.title)
+        for line in table(item.rows):
+            sheet.append(line)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+            width = max(_width(c.value) for c in sheet[cell.column_letter])
+            sheet.column_dimensions[get_column_letter(cell.column)].width = min(width + 2, 40)
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
+    book.save(target)
+
+
+def _width(value: Any) -> int:
+    """A column width for the value: a CJK character is about two Latin ones wide."""
+    text = "" if value is None else str(value)
+    return len(text) + sum(ord(ch) >= 0x2E80 for ch in text)

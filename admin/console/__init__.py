@@ -11,6 +11,7 @@ from admin.console import (
     casemap,
     casepage,
     dispatch,
+    evaluation,
     filing,
     handoffs,
     inbox,
@@ -18,12 +19,28 @@ from admin.console import (
     queue,
     session,
     setup_pages,
+    wall,
     work,
 )
 from admin.responses import TEMPLATES
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-PAGES = (session, actions, casepage, queue, phone, handoffs, filing, dispatch, work, inbox, casemap, setup_pages)
+PAGES = (
+    session,
+    actions,
+    casepage,
+    queue,
+    phone,
+    handoffs,
+    filing,
+    dispatch,
+    work,
+    inbox,
+    casemap,
+    setup_pages,
+    wall,
+    evaluation,
+)
 
 
 def setup(app: web.Application) -> None:

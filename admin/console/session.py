@@ -19,7 +19,7 @@ from aiohttp import web
 
 from admin.responses import TEMPLATES, in_thread
 from admin.runtime import RUNTIME
-from core.cases import ROLES, Actor
+from core.cases import OVERSEERS, ROLES, Actor
 from core.users import ConsoleLogin, actor_for_password, end_session, open_session, session_login
 
 COOKIE = "gridline_console"
@@ -36,6 +36,7 @@ HOME = {
     "admin": "/console/admin/users",
     "department": "/console/inbox",
     "collector": "/console/tasks",
+    "leader": "/console/wall",
 }
 # (label, path, roles that see it in the menu); a page's own @allow is what guards it
 NAV = (
@@ -45,6 +46,8 @@ NAV = (
     ("立案与审批", "/console/filing", frozenset({"shift_lead"})),
     ("派遣", "/console/dispatch", frozenset({"dispatcher", "shift_lead"})),
     ("案件地图", "/console/map", CENTRE),
+    ("监督指挥", "/console/wall", OVERSEERS),
+    ("综合评价", "/console/evaluation", OVERSEERS),
     ("用户", "/console/admin/users", frozenset({"admin"})),
     ("部门与派遣规则", "/console/admin/departments", frozenset({"admin"})),
     ("工作日历", "/console/admin/calendar", frozenset({"admin"})),

@@ -60,6 +60,7 @@ def world(demo_url, tmp_path):
         ("disp", "dispatcher", None, []),
         ("sz", "department", "SZ", []),
         ("hw", "department", "HW", []),
+        ("boss", "leader", None, []),
     ):
         users.add_user(engine, name, role, department=dept, scope=scope)
         tokens[name] = users.create_token(engine, name)
@@ -226,6 +227,25 @@ async def test_forbidden_actions_change_nothing(api, who, action, body, status):
     await call(who, "POST", f"/api/v1/cases/{number}/actions/{action}", status, json=body)
     after = await call("lead", "GET", f"/api/v1/cases/{number}", 200)
     assert after == before
+
+
+async def test_evaluation_is_for_the_overseers_and_a_leader_uploads_nothing(api):
+    call, clock = api
+    clock.at = at(9, 15, 30)
+    body = {"channel": "operator", "channel_ref": "e1", "text": "人民路88号门口一大堆垃圾", "address": "人民路88号"}
+    report = await call("op", "POST", "/api/v1/reports", 201, json=body)
+    await call("op", "POST", f"/api/v1/cases/{report['case']}/actions/accept", 200, json={"matter_code": "06010"})
+    for who in ("lead", "boss"):
+        body = await call(who, "GET", "/api/v1/evaluation?period=2026-10&object=post", 200)
+        assert [(r["name"], r["indicators"]["受理数"]) for r in body["rows"]] == [("op", 1)], body
+    for who in ("op", "disp", "hw", "col"):
+        body = await call(who, "GET", "/api/v1/evaluation?period=2026-10&object=dept", 403)
+        assert "综合评价" in body["error"]
+    body = await call(
+        "boss", "POST", "/api/v1/attachments", 403, data=io.BytesIO(png(1)), headers={"Content-Type": "image/png"}
+    )
+    assert body == {"error": "该角色不能上传附件"}
+    await upload(call, "hw", 1)  # a department uploads its 处置 photos
 
 
 async def test_authentication_is_required(api):

@@ -218,7 +218,7 @@ def test_demo_staff_are_made_once_into_a_database_without_users_with_their_own_p
     code, out, _ = cli("init", "--demo", "--demo-staff", "--json")
     staff = json.loads(out)["staff"]
     assert code == 0 and {a["role"] for a in staff} == {
-        "operator", "shift_lead", "dispatcher", "admin", "department", "collector"
+        "operator", "shift_lead", "dispatcher", "admin", "department", "collector", "leader"
     }  # fmt: skip
     assert len({a["password"] for a in staff}) == len(staff)
     engine = db.make_engine(demo_url)

@@ -1,7 +1,9 @@
 """Storage: migrations, pragmas and the unit of work, on whichever database the suite runs against."""
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from core import db
 from core.models import Department
@@ -11,6 +13,13 @@ def test_schema_is_at_head_with_all_tables(engine):
     assert db.current_revision(engine) == db.head_revision() != ""
     tables = set(inspect(engine).get_table_names())
     assert {"taxonomy_item", "filing_condition", "region", "grid_cell", "place", "department", "component"} <= tables
+
+
+def test_the_migrations_make_the_tables_the_models_describe(engine):
+    """A column, index or constraint added to core/models.py without its migration (or the other way round) would
+    make a database that `gridline init` builds differ from the one the code expects."""
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
 
 
 def test_upgrade_is_idempotent(engine):

@@ -27,6 +27,7 @@ STAFF = (
     ("adm", "admin", None, None),
     ("hw", "department", "HW", None),
     ("col", "collector", None, ["339901"]),
+    ("boss", "leader", None, None),
 )
 CSRF = re.compile(r'name="csrf-token" content="([^"]*)"')
 

@@ -15,7 +15,7 @@ from admin.runtime import Runtime
 from core import users
 from core.cases import LOCAL
 from core.models import AppUser, AuditEvent, CalendarDay, CaseFile, Department, RoutingRule
-from tests.admin.console.conftest import password
+from tests.admin.console.conftest import STAFF, password
 
 PAGES = ("/console/admin/users", "/console/admin/departments", "/console/admin/calendar", "/console/admin/audit")
 
@@ -98,7 +98,7 @@ async def test_refused_user_changes_leave_no_event_and_change_nothing(console):
         status, page = await adm.post(path, data)
         assert (status, words in page) == (expected, True), (path, data, page[-600:])
     assert events(console) == []
-    assert len(users.staff(console.runtime.engine)) == 6
+    assert len(users.staff(console.runtime.engine)) == len(STAFF)
     after = user(console, "op")
     assert (after.role, after.department_code, after.grid_scope, after.password_hash) == (
         "operator", None, [], op.password_hash)  # fmt: skip
@@ -348,7 +348,8 @@ async def test_other_roles_are_refused_every_admin_page_and_change(console, name
     assert events(console) == [] and rules(console) == [("06010", "", "HW")]
     after = user(console, "disp")
     assert (after.role, after.active, after.password_hash) == ("dispatcher", True, target.password_hash)
-    assert len(users.staff(console.runtime.engine)) == 6 and _departments(console)[0] == ("GD", "青川区供电公司")
+    assert len(users.staff(console.runtime.engine)) == len(STAFF)
+    assert _departments(console)[0] == ("GD", "青川区供电公司")
     with Session(console.runtime.engine) as s:
         assert s.get(Department, "HW").name == "青川区环境卫生管理处"
         assert [d.workday for d in s.exec(select(CalendarDay))] == [False]
