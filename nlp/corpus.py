@@ -509,13 +509,16 @@ def _letters(phrasings: Phrasings, group: Group, target: int, seed: int) -> list
 
 
 def _letter_volume(group: Group, per_code: int | None) -> int:
-    """Letters per group: many where letters are common and there is letter material, a few elsewhere so that
-    no problem is only ever seen in short messages."""
+    """Letters per group: where there is letter material, as many as the 事项 is common (a tenth of its volume, at
+    most ``LETTERS_PER_MATTER``), so that letters keep the prior of the short messages; a few elsewhere, so that no
+    problem is only ever seen in short messages."""
     if per_code is not None:
         return max(1, per_code // 6)
     if group.code is None:
         return LETTERS_PER_TOPIC if group.formal else 6
-    return LETTERS_PER_MATTER if group.formal else 4
+    if not group.formal:
+        return 4
+    return min(LETTERS_PER_MATTER, max(4, (group.volume or DEFAULT_VOLUME) // 10))
 
 
 def _frame_examples(phrasings: Phrasings) -> list[Example]:
