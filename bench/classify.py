@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.timing import percentiles
 from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
 from nlp import taidi
-from nlp.classify import Classifier, KeywordClassifier, Label
+from nlp.classify import Classification, Classifier, KeywordClassifier, Label
 from nlp.corpus import generate, load_phrasings
 from nlp.metrics import Evaluation, Labelled, evaluate, read_jsonl
 from nlp.model import DEFAULT_FAMILY, FAMILIES, Reading, TrainedClassifier, train
@@ -63,15 +63,19 @@ def _sweep(model: TrainedClassifier, rows: list[Labelled]) -> tuple[str, str]:
     automatically and its precision; for ``review``, the out-of-scope precision and recall and the share of real
     reports sent away. Returns the two tables' rows."""
     default = model.thresholds
+    read = [(r, *model.read(r.text)) for r in rows]  # the probabilities once: only the decision moves
+
+    def decided(**change: float) -> list[tuple[Labelled, Classification]]:
+        tried = dataclasses.replace(model, thresholds=dataclasses.replace(default, **change))
+        return [(r, tried.answer(r.text, p, second)) for r, p, second in read]
+
     autos, reviews = [], []
     for a in AUTOS:
-        tried = dataclasses.replace(model, thresholds=dataclasses.replace(default, auto=a))
-        decided = [(r, c) for r in rows if (c := tried.classify(r.text)).decision == "auto"]
-        right = sum(c.code == r.code for r, c in decided) / max(1, len(decided))
-        autos.append(_line((f"{a}", f"{len(decided) / len(rows):.1%}", f"{right:.1%}"), a == default.auto))
+        auto = [(r, c) for r, c in decided(auto=a) if c.decision == "auto"]
+        right = sum(c.code == r.code for r, c in auto) / max(1, len(auto))
+        autos.append(_line((f"{a}", f"{len(auto) / len(rows):.1%}", f"{right:.1%}"), a == default.auto))
     for v in REVIEWS:
-        tried = dataclasses.replace(model, thresholds=dataclasses.replace(default, review=v, auto=max(v, default.auto)))
-        pairs = [(r, tried.classify(r.text)) for r in rows]
+        pairs = decided(review=v, auto=max(v, default.auto))
         sent = [r for r, c in pairs if c.code is None]
         outside = sum(r.code is None for r, _ in pairs)
         inside = len(pairs) - outside

@@ -514,16 +514,16 @@ def table(rows: Sequence[Row]) -> list[list[Any]]:
     return lines
 
 
-def csv_text(rows: Sequence[Row]) -> str:
-    """The table as CSV text, blank where a value is None."""
+def csv_bytes(rows: Sequence[Row]) -> bytes:
+    """The table as CSV, blank where a value is None, in UTF-8 with BOM so that Excel opens the Chinese headers as
+    they are."""
     out = io.StringIO()
     csv.writer(out).writerows([["" if v is None else v for v in line] for line in table(rows)])
-    return out.getvalue()
+    return out.getvalue().encode("utf-8-sig")
 
 
 def write_csv(rows: Sequence[Row], path: str | Path) -> None:
-    """UTF-8 with BOM so that Excel opens the Chinese headers as they are."""
-    Path(path).write_text(csv_text(rows), encoding="utf-8-sig", newline="")
+    Path(path).write_bytes(csv_bytes(rows))
 
 
 def write_xlsx(objects: Sequence[Sheet], target: str | Path | IO[bytes]) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from admin.console.session import CENTRE, actor, allow, page
 from admin.responses import in_thread, json_error, json_response
 from admin.runtime import RUNTIME, Runtime
-from core.cases import LIGHTS, ROLES, STATES, TERMINAL, Actor, CaseLoop
+from core.cases import LIGHTS, STATES, TERMINAL, Actor, CaseLoop
 from core.models import CaseFile, Department, GridCell, Place, Region, TaxonomyItem
 
 OPEN_STATES = tuple(s for s in STATES if s not in TERMINAL)
@@ -335,10 +335,9 @@ async def base_json(request: web.Request) -> web.Response:
     return json_response({"type": "FeatureCollection", "features": base.borders})
 
 
+@allow(*CENTRE, data="案件地图")
 async def cases_json(request: web.Request) -> web.Response:
     who = actor(request)
-    if who.role not in CENTRE:
-        return json_error(403, f"案件地图仅限{'、'.join(ROLES[r] for r in sorted(CENTRE))}使用")
     base = await basemap(request)
     try:
         where = parse_filter(request.query, {code for code, _, _ in base.regions})

@@ -270,8 +270,7 @@ async def csv_export(request: web.Request) -> web.Response:
     except BadQuery as exc:
         return json_error(400, str(exc))
     rows = await in_thread(ev.evaluate, runtime.engine, period, kind, level)
-    body = ("\ufeff" + ev.csv_text(rows)).encode()
-    return download(body, "text/csv", f"evaluation-{kind}-{period}.csv", charset="utf-8")
+    return download(ev.csv_bytes(rows), "text/csv", f"evaluation-{kind}-{period}.csv", charset="utf-8")
 
 
 def add_routes(app: web.Application) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from admin.responses import TEMPLATES, in_thread
+from admin.responses import TEMPLATES, in_thread, json_error
 from admin.runtime import RUNTIME
 from core.cases import OVERSEERS, ROLES, Actor
 from core.users import ConsoleLogin, actor_for_password, end_session, open_session, session_login
@@ -103,14 +103,17 @@ def refused(request: web.Request, status: int, message: str) -> web.Response:
     return page(request, "refused.html", {"status": status, "message": message}, status=status)
 
 
-def allow(*roles: str) -> Callable[[Handler], Handler]:
-    """Only these roles may use the page or action; others get a 403 page naming who may."""
+def allow(*roles: str, data: str = "") -> Callable[[Handler], Handler]:
+    """Only these roles may use the page or action; others get a 403 page naming who may. A route that a page's
+    script reads (``data``: what it serves, such as 案件地图) answers them with a JSON ``{"error"}`` instead."""
     allowed = frozenset(roles)
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if actor(request).role not in allowed:
                 names = "、".join(ROLES[r] for r in sorted(allowed))
+                if data:
+                    return json_error(403, f"{data}仅限{names}使用")
                 return refused(request, 403, f"此页面或操作仅限{names}使用")
             return await handler(request)
 

@@ -13,11 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from admin.console.queue import CHANNEL_NAMES
-from admin.console.session import actor, allow, page
-from admin.responses import in_thread, json_error, json_response
+from admin.console.session import allow, page
+from admin.responses import in_thread, json_response
 from admin.runtime import RUNTIME, Runtime
 from core import wall
-from core.cases import OVERSEERS, ROLES, STAGE
+from core.cases import OVERSEERS, STAGE
 from core.worktime import COLOUR_NAMES
 
 POLL_SECONDS = 30
@@ -51,9 +51,8 @@ async def show(request: web.Request) -> web.Response:
     )
 
 
+@allow(*OVERSEERS, data="监督指挥")
 async def data(request: web.Request) -> web.Response:
-    if actor(request).role not in OVERSEERS:
-        return json_error(403, f"监督指挥仅限{'、'.join(ROLES[r] for r in sorted(OVERSEERS))}使用")
     return json_response(await in_thread(wall_data, request.app[RUNTIME]))
 
 
