@@ -19,6 +19,9 @@ NUMBER_WORD = re.compile(rf"[零〇一二两三四五六七八九十百千]+(?={
 NOISE = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D\u20E3\u3030\u303D★☆♥♡~～]+")
 REPEAT = re.compile(r"(.)\1{2,}")
 PUNCT_REPEAT = re.compile(r"([!?.,;:。，！？、…])\1+")
+# What a caller says while thinking, which speech recognition writes down: "那个我就是那个那个我住在那个建华小区啊".
+# Only words that carry nothing in a report; 然后 and 喂 stay (然后 joins clauses, 喂 is also 喂养).
+FILLERS = re.compile(r"那个|这个|就是说|就是|嗯|呃|啊")
 
 
 @cache
@@ -70,3 +73,9 @@ def normalise(text: str) -> str:
     text = PUNCT_REPEAT.sub(r"\1", text)
     text = REPEAT.sub(r"\1\1", text)
     return NUMBER_WORD.sub(lambda m: str(cn_number(m.group())), text)
+
+
+def without_fillers(text: str) -> str:
+    """The normal form without spoken fillers, as the trained classifier reads it: in a hotline transcript they can
+    be half of the characters, and as TF-IDF terms they dilute the vector of the problem the caller describes."""
+    return FILLERS.sub("", text)

@@ -18,7 +18,7 @@ from nlp.classify import Label
 from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
 from nlp.metrics import Labelled, evaluate, read_jsonl
 from nlp.model import DEFAULT_MODEL, FAMILIES, ModelError, TrainedClassifier, train
-from nlp.normalise import normalise
+from nlp.normalise import normalise, without_fillers
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = ROOT / "nlp" / "corpus" / "heldout.jsonl"
@@ -149,6 +149,14 @@ def test_the_shipped_model_holds_its_ground_on_real_letters(shipped):
         pytest.skip(f"shared data not available: {taidi.DEFAULT_DATA}")
     result = evaluate(shipped, [Labelled(x.id, x.text, x.code) for x in letters])
     assert result.overall.top1 >= 0.5 and result.oos_f1 >= 0.9
+
+
+def test_a_callers_fillers_are_not_read(shipped):
+    """A hotline transcript is read as what the caller said without 那个, 嗯 and 啊; 然后 and 喂养 mean something."""
+    spoken, said = "嗯那个那个人民路那个路灯就是不亮啊", "人民路路灯不亮"
+    assert without_fillers(normalise(spoken)) == said
+    assert np.allclose(*shipped.probabilities([spoken, said]))
+    assert without_fillers("然后有人喂养流浪猫") == "然后有人喂养流浪猫"
 
 
 def test_a_letter_is_read_for_its_main_complaint_and_its_second(shipped):
