@@ -21,7 +21,8 @@ REPEAT = re.compile(r"(.)\1{2,}")
 PUNCT_REPEAT = re.compile(r"([!?.,;:。，！？、…])\1+")
 # What a caller says while thinking, which speech recognition writes down: "那个我就是那个那个我住在那个建华小区啊".
 # Only words that carry nothing in a report; 然后 and 喂 stay (然后 joins clauses, 喂 is also 喂养).
-FILLERS = re.compile(r"那个|这个|就是说|就是|嗯|呃|啊")
+SPOKEN_FILLERS = ("那个", "这个", "就是说", "就是", "嗯", "呃", "啊")
+SPOKEN_FILLERS_RE = re.compile("|".join(SPOKEN_FILLERS))
 
 
 @cache
@@ -78,4 +79,4 @@ def normalise(text: str) -> str:
 def without_fillers(text: str) -> str:
     """The normal form without spoken fillers, as the trained classifier reads it: in a hotline transcript they can
     be half of the characters, and as TF-IDF terms they dilute the vector of the problem the caller describes."""
-    return FILLERS.sub("", text)
+    return SPOKEN_FILLERS_RE.sub("", text)

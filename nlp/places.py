@@ -9,25 +9,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from nlp.normalise import normalise
+from nlp.normalise import SPOKEN_FILLERS, normalise
 
 ROAD_SUFFIX = r"(?:大道|大街|公路|胡同|路|街|巷|弄|道)"
 NAME_CHARS = r"[\u4e00-\u9fa5A-Za-z0-9·]"
 ROAD = rf"{NAME_CHARS}{{1,12}}?{ROAD_SUFFIX}"
 NUMBER = r"\d+(?:[-－之]\d+)?"
-FILLERS = (
-    "那个",
-    "这个",
-    "就是",
+FILLERS = (  # a caller's fillers, and the words around a place that name no part of it
+    *SPOKEN_FILLERS,
     "这边",
     "那边",
     "这里",
     "那里",
     "位置",
     "地方",
-    "嗯",
-    "啊",
-    "呃",
     "在",
     "位于",
     "我在",
