@@ -134,10 +134,7 @@ def _first_characters(sentences: Sequence[str], most: int) -> list[str]:
 
 def _rows(vectors: Sequence[Vector], width: int) -> sparse.csr_matrix:
     """The vectors as the rows of one sparse matrix, so that each head scores them all in one product."""
-    lengths = [len(columns) for columns, _ in vectors]
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    if not indptr[-1]:
-        return sparse.csr_matrix((len(vectors), width), dtype=np.float32)
+    indptr = np.concatenate([[0], np.cumsum([len(columns) for columns, _ in vectors])])
     columns = np.concatenate([c for c, _ in vectors])
     values = np.concatenate([v for _, v in vectors])
     return sparse.csr_matrix((values, columns, indptr), shape=(len(vectors), width))

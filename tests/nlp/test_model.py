@@ -86,7 +86,7 @@ def test_serving_features_are_the_tf_idf_that_training_used(small):
 
 
 def test_probabilities_are_a_distribution_and_the_top_three_are_in_order(shipped):
-    for text in ("路灯晚上不亮", "有人在路边烧垃圾，烟好大", "你好"):
+    for text in ("路灯晚上不亮", "有人在路边烧垃圾，烟好大", "你好", "", "zzz"):  # the last two: no known term
         result = shipped.classify(text)
         assert len(result.top) == 3
         ps = [g.p for g in result.top]
