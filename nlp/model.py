@@ -132,14 +132,6 @@ def _first_characters(sentences: Sequence[str], most: int) -> list[str]:
     return chosen + list(sentences[-1:])
 
 
-def _rows(vectors: Sequence[Vector], width: int) -> sparse.csr_matrix:
-    """The vectors as the rows of one sparse matrix, so that each head scores them all in one product."""
-    indptr = np.concatenate([[0], np.cumsum([len(columns) for columns, _ in vectors])])
-    columns = np.concatenate([c for c, _ in vectors])
-    values = np.concatenate([v for _, v in vectors])
-    return sparse.csr_matrix((values, columns, indptr), shape=(len(vectors), width))
-
-
 @dataclass
 class Head:
     """One linear model over the features: its rows are the classes (or, for a ``majors`` head, the 大类 plus "out
@@ -206,7 +198,12 @@ class TrainedClassifier:
         return np.array([majors.index(lb.major) for lb in self.labels] + [len(majors) - 1] * len(self.topics))
 
     def _matrix(self, vectors: Sequence[Vector]) -> sparse.csr_matrix:
-        return _rows(vectors, len(self.word_features.vocabulary) + len(self.char_features.vocabulary))
+        """The vectors as the rows of one sparse matrix, so that each head scores them all in one product."""
+        indptr = np.concatenate([[0], np.cumsum([len(columns) for columns, _ in vectors])])
+        columns = np.concatenate([c for c, _ in vectors])
+        values = np.concatenate([v for _, v in vectors])
+        width = len(self.word_features.vocabulary) + len(self.char_features.vocabulary)
+        return sparse.csr_matrix((values, columns, indptr), shape=(len(vectors), width))
 
     def _probabilities(self, vectors: Sequence[Vector]) -> np.ndarray:
         x = self._matrix(vectors)
@@ -463,7 +460,7 @@ def train(
         raise ValueError(f"训练数据中的事项代码不在分类代码表中: {', '.join(unknown[:10])}")
     index |= {key: len(labels) + i for i, key in enumerate(topics)}
     y = np.array([index[k] for k in keys])
-    texts = [without_fillers(normalise(text)) for text, _ in examples]
+    texts = [normalise(text) for text, _ in examples]
     words = domain_words(labels)
     thresholds = thresholds or Thresholds()
     majors = (*sorted({lb.major for lb in labels}), "")
@@ -473,7 +470,7 @@ def train(
     def fit(ids: Sequence[int]) -> TrainedClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        chosen = [texts[i] for i in ids]
+        chosen = [without_fillers(texts[i]) for i in ids]  # as _counts reads a text when serving
         blocks, features = [], []
         for analyzer in (Words(words), chars):
             vec = TfidfVectorizer(analyzer=analyzer, min_df=2, sublinear_tf=True, lowercase=False, dtype=np.float32)
