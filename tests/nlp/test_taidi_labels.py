@@ -52,3 +52,13 @@ def test_no_row_of_the_outside_check_is_labelled_or_read():
     texts, _ = zip(*taidi.training_examples(), strict=True)
     letters = taidi.letters(taidi.TRAINING)  # each with and without its title, less those heldout.jsonl holds
     assert 2 * len(letters) - 60 < len(texts) < 2 * len(letters)
+
+
+def test_where_the_two_labellings_differ_the_settled_label_says_why():
+    second = {(r["source"], r["id"]): r for r in _rows(taidi.DEFAULT_LABELS.with_name("taidi_labels_second.csv"))}
+
+    def label(row: dict[str, str]) -> tuple[str, str]:
+        return row["code"], row["topic"]
+
+    differ = [r for r in _rows(taidi.DEFAULT_LABELS) if label(second.get((r["source"], r["id"]), r)) != label(r)]
+    assert differ and not [r for r in differ if not r["note"].strip()]
