@@ -101,6 +101,29 @@ def test_clear_reports_are_decided_and_other_matters_are_out_of_scope(shipped):
     assert shipped.classify("我的医保卡丢了怎么补办").decision == "out_of_scope"
 
 
+@pytest.mark.parametrize(
+    ("bought", "topic", "street", "code"),
+    [  # written for this test by someone who had not read the training material
+        ("家里暖气一点都不热 摸着冰凉的 取暖费一分没少交啊", "utilities",
+         "建设大街这边热力井盖翘起来了 车一过就哐当哐当响", "01010"),
+        ("灶台打不着火 一直咔咔响 是燃气的问题还是灶的问题", "utilities",
+         "小区外面路边有根天然气管道漏气 好大一股味 没人管吗", "01057"),
+        ("水表走得贼快 一个月用了三十多吨 我家就俩人", "utilities",
+         "幸福小区门口人行道上的自来水井盖碎了 一个大窟窿", "01001"),
+        ("有线电视没信号了 好几个台都是雪花点", "utilities",
+         "人民路公交站旁边广电的井盖丢了 已经有人崴脚了", "01008"),
+        ("电动车电瓶才用半年就充不进电了 店里说不在保修范围", "consumer",
+         "停车场外面路边的公共充电桩被撞坏了 电线都露出来了 下雨天很危险", "01054"),
+    ],
+)  # fmt: skip
+def test_a_service_or_a_purchase_is_not_the_street_furniture_that_shares_its_name(shipped, bought, topic, street, code):
+    """暖气, 燃气, 水表, 有线电视, 电动车 name a 部件 in the street and a service or goods a citizen pays for: the first
+    is the centre's, the second goes to the utility or the market regulator with the reason why."""
+    service = shipped.classify(bought)
+    assert service.decision == "out_of_scope" and service.scope == topic, service.top
+    assert shipped.classify(street).code == code
+
+
 def test_a_file_that_is_not_a_model_is_refused_by_name(tmp_path):
     bad = tmp_path / "model.npz"
     bad.write_bytes(b"not a zip")
