@@ -4,6 +4,7 @@ and the shipped model being the one the checkout's corpus trains, good enough on
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from nlp.normalise import normalise, without_fillers
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = ROOT / "nlp" / "corpus" / "heldout.jsonl"
+SCOPE_HELDOUT = ROOT / "nlp" / "corpus" / "scope_heldout.jsonl"
 LETTER = (
     "A3区解放路占道经营严重\n尊敬的领导：您好！我是解放路附近的居民，自2018年起，解放路与人民路交叉口一带每天傍晚都有"
     "大量商贩占道摆摊，卖水果、卖小吃的摊位把人行道和半条马路都占满了。我们多次拨打热线反映，城管来了就走，走了又来。"
@@ -137,10 +139,11 @@ def test_training_refuses_codes_outside_the_taxonomy(labels):
 
 
 def test_the_held_out_sets_share_no_text_with_the_training_corpus():
-    """Honest split: no held-out text (heldout.jsonl, 附件4), nor anything close to one, is among the training
-    examples (generated, and the real training letters). Texts under 8 characters (你好, 在吗, [图片] …) are left
-    out: two people write those the same way on their own."""
+    """Honest split: no held-out text (heldout.jsonl, scope_heldout.jsonl, 附件4), nor anything close to one, is
+    among the training examples (generated, and the real training letters). Texts under 8 characters (你好, 在吗,
+    [图片] …) are left out: two people write those the same way on their own."""
     rows = [r.text for r in read_jsonl(HELDOUT)] + [x.text for x in taidi.letters(taidi.HELDOUT)]
+    rows += [json.loads(line)["text"] for line in SCOPE_HELDOUT.read_text(encoding="utf-8").splitlines()]
     held = [t for t in map(normalise, rows) if len(t) >= 8]
     training = [e.text for e in generate(load_phrasings(), seed=0)] + [t for t, _ in taidi.training_examples()]
     corpus = sorted({t for t in map(normalise, training) if len(t) >= 8})
