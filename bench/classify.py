@@ -8,7 +8,6 @@ characters, cold load and file size."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
 from nlp import taidi
 from nlp.classify import Classification, Classifier, KeywordClassifier, Label
 from nlp.corpus import generate, load_phrasings
-from nlp.metrics import Evaluation, Labelled, evaluate, read_jsonl
+from nlp.metrics import Evaluation, Labelled, evaluate, out_of_scope_scores, read_jsonl, read_scope_jsonl
 from nlp.model import DEFAULT_FAMILY, FAMILIES, Reading, TrainedClassifier, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,18 +89,16 @@ def _sweep(model: TrainedClassifier, rows: list[Labelled]) -> tuple[str, str]:
 
 def _scope_check(model: TrainedClassifier) -> str:
     """The scope gate on scope_heldout.jsonl (in or out only, no codes): what the citizen and the 受理员 feel."""
-    rows = [json.loads(line) for line in SCOPE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    answers = [(row["in_scope"], model.classify(row["text"])) for row in rows]
-    sent = [inside for inside, c in answers if c.decision == "out_of_scope"]
-    outside = sum(not inside for inside, _ in answers)
-    precision = sent.count(False) / max(1, len(sent))
-    recall = sent.count(False) / max(1, outside)
-    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    rows = read_scope_jsonl(SCOPE)
+    answers = [(inside, model.classify(text)) for text, inside in rows]
+    outside = [not inside for inside, _ in answers]
+    precision, recall, f1 = out_of_scope_scores(outside, [c.decision == "out_of_scope" for _, c in answers])
+    away = sum(inside and c.decision == "out_of_scope" for inside, c in answers)
     wrong_auto = sum(not inside and c.decision == "auto" for inside, c in answers)
     return (
-        f"The scope gate on `nlp/corpus/scope_heldout.jsonl` ({len(rows)} messages, {outside} out of scope; in or out "
-        f"only): out-of-scope precision {precision:.3f}, recall {recall:.3f}, F1 {f1:.3f}; real reports sent away "
-        f"{sent.count(True)} of {len(rows) - outside}; out-of-scope messages decided `auto` {wrong_auto}."
+        f"The scope gate on `nlp/corpus/scope_heldout.jsonl` ({len(rows)} messages, {sum(outside)} out of scope; in "
+        f"or out only): out-of-scope precision {precision:.3f}, recall {recall:.3f}, F1 {f1:.3f}; real reports sent "
+        f"away {away} of {len(rows) - sum(outside)}; out-of-scope messages decided `auto` {wrong_auto}."
     )
 
 

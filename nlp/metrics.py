@@ -31,13 +31,14 @@ class Labelled:
     channel: str = ""
 
 
-def read_jsonl(path: Path) -> list[Labelled]:
-    """Lines ``{"id", "text", "code"}`` (code null for out of scope; ``channel`` optional)."""
-    rows = []
+def _objects(path: Path, fields: tuple[tuple[str, tuple[type, ...]], ...]) -> list[tuple[int, dict[str, Any]]]:
+    """The file's JSON objects with their line numbers, each holding ``fields`` of the given types (a text field
+    not blank); a file or line that is not so is refused by name."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelledFileError(f"{path}: 无法读取 ({exc})") from None
+    rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -47,13 +48,33 @@ def read_jsonl(path: Path) -> list[Labelled]:
             raise LabelledFileError(f"{path}:{number}: 不是合法的 JSON") from None
         if not isinstance(row, dict):
             raise LabelledFileError(f"{path}:{number}: 每行应为一个 JSON 对象")
-        for name, kinds in (("text", (str,)), ("code", (str, type(None)))):
+        for name, kinds in fields:
             if name not in row or not isinstance(row[name], kinds) or (name == "text" and not row[name].strip()):
                 raise LabelledFileError(f"{path}:{number}: 字段 {name} 缺失或类型不对")
-        rows.append(Labelled(str(row.get("id", number)), row["text"], row["code"], str(row.get("channel", ""))))
+        rows.append((number, row))
     if not rows:
         raise LabelledFileError(f"{path}: 文件中没有数据")
     return rows
+
+
+def read_jsonl(path: Path) -> list[Labelled]:
+    """Lines ``{"id", "text", "code"}`` (code null for out of scope; ``channel`` optional)."""
+    rows = _objects(path, (("text", (str,)), ("code", (str, type(None)))))
+    return [Labelled(str(r.get("id", n)), r["text"], r["code"], str(r.get("channel", ""))) for n, r in rows]
+
+
+def read_scope_jsonl(path: Path) -> list[tuple[str, bool]]:
+    """Lines ``{"id", "text", "in_scope"}`` of a set labelled in or out of scope only: (text, in scope)."""
+    return [(r["text"], r["in_scope"]) for _, r in _objects(path, (("text", (str,)), ("in_scope", (bool,))))]
+
+
+def out_of_scope_scores(truth: Sequence[bool], said: Sequence[bool]) -> tuple[float, float, float]:
+    """Precision, recall and F1 of "out of scope", from whether each row is out of scope and whether it was said to
+    be."""
+    tp = sum(t and s for t, s in zip(truth, said, strict=True))
+    precision = tp / max(1, sum(said))
+    recall = tp / max(1, sum(truth))
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 @dataclass
@@ -103,11 +124,7 @@ class Evaluation:
 
 
 def _oos(pairs: Sequence[tuple[Labelled, Classification]]) -> tuple[float, float, float]:
-    """Precision, recall and F1 of "out of scope"."""
-    tp = sum(row.code is None and c.code is None for row, c in pairs)
-    precision = tp / max(1, sum(c.code is None for _, c in pairs))
-    recall = tp / max(1, sum(row.code is None for row, _ in pairs))
-    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return out_of_scope_scores([row.code is None for row, _ in pairs], [c.code is None for _, c in pairs])
 
 
 def _scores(pairs: Sequence[tuple[Labelled, Classification]]) -> Scores:

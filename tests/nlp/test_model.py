@@ -4,7 +4,6 @@ and the shipped model being the one the checkout's corpus trains, good enough on
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from core.taxonomy import DEFAULT_FILE, as_labels, read_toml
 from nlp import taidi
 from nlp.classify import Label
 from nlp.corpus import DEFAULT_PHRASINGS, corpus_digest, generate, load_phrasings
-from nlp.metrics import Labelled, evaluate, read_jsonl
+from nlp.metrics import Labelled, evaluate, read_jsonl, read_scope_jsonl
 from nlp.model import DEFAULT_MODEL, FAMILIES, ModelError, TrainedClassifier, train
 from nlp.normalise import normalise, without_fillers
 
@@ -143,7 +142,7 @@ def test_the_held_out_sets_share_no_text_with_the_training_corpus():
     among the training examples (generated, and the real training letters). Texts under 8 characters (你好, 在吗,
     [图片] …) are left out: two people write those the same way on their own."""
     rows = [r.text for r in read_jsonl(HELDOUT)] + [x.text for x in taidi.letters(taidi.HELDOUT)]
-    rows += [json.loads(line)["text"] for line in SCOPE_HELDOUT.read_text(encoding="utf-8").splitlines()]
+    rows += [text for text, _ in read_scope_jsonl(SCOPE_HELDOUT)]
     held = [t for t in map(normalise, rows) if len(t) >= 8]
     training = [e.text for e in generate(load_phrasings(), seed=0)] + [t for t, _ in taidi.training_examples()]
     corpus = sorted({t for t in map(normalise, training) if len(t) >= 8})
